@@ -1,0 +1,119 @@
+#include "server.hpp"
+
+#include "cli.hpp"
+#include "clock.hpp"
+#include "net.hpp"
+#include "session.hpp"
+#include "signals.hpp"
+#include "trace.hpp"
+
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+
+namespace sl {
+namespace {
+
+class ConnectionView final : public ServerView {
+public:
+    ConnectionView(const ServerContext& ctx, uint64_t serial) : ctx_(ctx), serial_(serial) {}
+    Identity identity() const override {
+        return {ctx_.model, ::getpid(), ::getppid(), static_cast<pid_t>(::syscall(SYS_gettid)), ctx_.worker, serial_};
+    }
+    Totals totals() const override { return ctx_.totals(); }
+
+private:
+    const ServerContext& ctx_;
+    uint64_t serial_;
+};
+
+double seconds(const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+}
+
+}  // namespace
+
+void start_process(std::string_view role, const CommonOptions& options) {
+    set_role(std::string(role));
+    enable_trace(options.trace);
+    install_stop_handlers();
+    trace("started");
+}
+
+void announce_listening(std::string_view model, std::string_view host, int listen_fd) {
+    std::printf("%.*s listening on %.*s:%d pid %d\n", static_cast<int>(model.size()), model.data(),
+                static_cast<int>(host.size()), host.data(), local_port(listen_fd), ::getpid());
+    std::fflush(stdout);
+}
+
+namespace {
+
+// The connection loop. Returns why the connection ended, for the trace.
+const char* run_connection(int fd, Session& session, const ServerContext& ctx, uint64_t serial) {
+    const int64_t idle_ms = int64_t{ctx.idle_timeout_s} * 1000;
+    int64_t deadline = monotonic_ms() + idle_ms;
+    std::string in, out;
+    char buf[16384];
+    for (;;) {
+        // Answer every complete request already received, one at a time.
+        size_t used = 0;
+        for (;;) {
+            Session::Step s = session.step(std::string_view(in).substr(used), out);
+            if (s.consumed == 0) break;
+            used += s.consumed;
+            if (!s.answered) continue;
+            ctx.counters->requests.fetch_add(1, std::memory_order_relaxed);
+            deadline = monotonic_ms() + idle_ms;
+            trace("conn {}: {} -> {}", serial, session.last_request(), session.last_answer());
+            if (!write_all(fd, out)) return "write failed (client gone or not reading)";
+            out.clear();
+            if (session.closing()) return "closed by the server";
+            if (stop_requested()) break;
+        }
+        in.erase(0, used);
+        // A stop: no request is being executed now, so this connection is idle; close it.
+        if (stop_requested()) return "server stopping";
+
+        switch (wait_readable(fd, static_cast<int>(std::max<int64_t>(0, deadline - monotonic_ms())))) {
+        case Wait::stop:
+            continue;  // the check above ends it
+        case Wait::timeout:
+            write_all(fd, session.idle_goodbye());
+            return "idle timeout";
+        case Wait::ready:
+            break;
+        }
+        ssize_t n = read_some(fd, buf, sizeof buf);
+        if (n == 0) return "client closed";
+        if (n < 0) return "read failed (connection reset)";
+        in.append(buf, static_cast<size_t>(n));
+    }
+}
+
+}  // namespace
+
+void serve_connection(Fd conn, const ServerContext& ctx, uint64_t serial) {
+    set_send_timeout(conn.get(), ctx.idle_timeout_s);
+    trace("conn {} from {}", serial, peer_name(conn.get()));
+    ConnectionView view(ctx, serial);
+    Session session(view);
+    const char* why = run_connection(conn.get(), session, ctx, serial);
+    trace("conn {} closed: {}", serial, why);
+}  // `conn` closes here
+
+void print_summary(std::string_view model, uint64_t connections, uint64_t requests) {
+    rusage self{}, children{};
+    ::getrusage(RUSAGE_SELF, &self);
+    ::getrusage(RUSAGE_CHILDREN, &children);
+    double user = seconds(self.ru_utime) + seconds(children.ru_utime);
+    double sys = seconds(self.ru_stime) + seconds(children.ru_stime);
+    write_line(fmt::format("{} stopped: {} connections, {} requests, CPU user {:.3f} s sys {:.3f} s "
+                           "(self and children)",
+                           model, connections, requests, user, sys));
+}
+
+}  // namespace sl

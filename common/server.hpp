@@ -1,0 +1,53 @@
+// server.hpp: what every model shares around its connections: start-up,
+// counters, the connection loop, and the summary printed at exit.
+#pragma once
+
+#include "commands.hpp"
+#include "fd.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string_view>
+
+namespace sl {
+
+struct CommonOptions;
+
+/// Counters that one process (later: one scoreboard slot) owns. Atomic so
+/// that threads may share them and a master may read them from shared memory
+/// while the owner writes; relaxed ordering is enough for statistics.
+struct Counters {
+    std::atomic<uint64_t> connections{0};
+    std::atomic<uint64_t> requests{0};
+};
+
+/// What a model tells serve_connection about itself.
+struct ServerContext {
+    std::string_view model;
+    int worker = -1;                 // the worker index WHO reports; -1: none
+    int idle_timeout_s = 30;
+    Counters* counters = nullptr;    // serve_connection counts answered requests here
+    std::function<Totals()> totals;  // STATS: the whole server
+};
+
+/// Names the process for logs and traces, turns on --trace, installs the stop
+/// handlers. The first call of every model's main().
+void start_process(std::string_view role, const CommonOptions& options);
+
+/// Prints the one start-up line `<model> listening on <host>:<port> pid <pid>`
+/// to stdout and flushes it: tests, tools and graders wait for it.
+void announce_listening(std::string_view model, std::string_view host, int listen_fd);
+
+/// Serves one connection until the client leaves, QUITs, sends what must
+/// close it, stays idle for ctx.idle_timeout_s, or a stop is requested. On a
+/// stop the request being executed completes and is answered; then the
+/// connection is closed. Takes ownership of `conn` and closes it.
+void serve_connection(Fd conn, const ServerContext& ctx, uint64_t serial);
+
+/// The closing line on stderr: connections, requests, and the CPU time of this
+/// process and its reaped children (getrusage), the figure UNP ch. 30 compares
+/// server designs by.
+void print_summary(std::string_view model, uint64_t connections, uint64_t requests);
+
+}  // namespace sl
