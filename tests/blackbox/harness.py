@@ -1,0 +1,175 @@
+"""Start serverlab servers and talk to them, for the black-box tests.
+
+Every server runs in a session of its own (start_new_session), so stopping
+it means signalling its whole process group: the model and every child it
+forked. Every socket and subprocess call has a timeout: a broken server
+fails a test, it never hangs the suite.
+"""
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+LISTENING = re.compile(rb"listening on (\S+):(\d+)")
+HOST = "127.0.0.1"
+
+
+class Server:
+    """A server process started on a free port; use as a context manager or call stop()."""
+
+    def __init__(self, argv, startup_timeout=10.0):
+        self.argv = [str(a) for a in argv]
+        self.stderr_file = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=self.stderr_file, start_new_session=True)
+        self.pid = self.proc.pid
+        self.host, self.port = self._read_listening_line(startup_timeout)
+
+    def _read_listening_line(self, timeout):
+        deadline = time.monotonic() + timeout
+        out = b""
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.1)
+            if ready:
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                out += chunk
+                m = LISTENING.search(out)
+                if m:
+                    return m.group(1).decode(), int(m.group(2))
+            elif self.proc.poll() is not None:
+                break
+        self.kill()
+        raise AssertionError(
+            f"{' '.join(self.argv)} printed no 'listening on HOST:PORT' line within {timeout} s; "
+            f"stdout={out!r} stderr={self.stderr()!r}")
+
+    def stderr(self):
+        self.stderr_file.seek(0)
+        return self.stderr_file.read().decode(errors="replace")
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout):
+        """The exit status; raises subprocess.TimeoutExpired if still running."""
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self, timeout=10.0):
+        """SIGTERM, wait, and return the exit status (the group is killed afterwards regardless)."""
+        try:
+            if self.alive():
+                self.proc.send_signal(signal.SIGTERM)
+            return self.proc.wait(timeout=timeout)
+        finally:
+            self.kill()
+
+    def kill(self):
+        """SIGKILL to the whole process group: nothing the server started survives."""
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+    def connect(self, timeout=5.0):
+        return Client(self.host, self.port, timeout)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+
+
+class Client:
+    """A text-framing client: send lines, read answer lines, all with timeouts."""
+
+    def __init__(self, host, port, timeout=5.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def line(self):
+        """The next answer line without its LF; b'' ... raises on EOF or timeout."""
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"server closed the connection; unanswered bytes {self.buf!r}")
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.decode(errors="replace")
+
+    def ask(self, request):
+        self.send(request + "\n")
+        return self.line()
+
+    def closed_by_server(self, timeout=5.0):
+        """True when the server closes the connection (EOF) within `timeout`."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def http_exchange(port, raw, timeout=5.0):
+    """Sends raw bytes, returns everything the server sent until it closed."""
+    with socket.create_connection((HOST, port), timeout=timeout) as s:
+        s.sendall(raw)
+        out = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        except ConnectionResetError:
+            pass
+        return out
+
+
+def splitmix64_after(n):
+    """Reference splitmix64 (the answer WORK n must give), written independently of the server."""
+    mask = (1 << 64) - 1
+    state = z = 0
+    for _ in range(n):
+        state = (state + 0x9E3779B97F4A7C15) & mask
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        z ^= z >> 31
+    return z

@@ -1,0 +1,173 @@
+"""The protocol of docs/protocol.md, over real sockets, for every model."""
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from harness import HOST, http_exchange, splitmix64_after
+from models import MODELS
+
+pytestmark = pytest.mark.parametrize("model", MODELS)
+
+
+def test_text_commands(start, model):
+    server = start(model)
+    with server.connect() as c:
+        assert c.ask("PING") == "PONG"
+        assert c.ask("ping") == "PONG", "the command word must be case-insensitive"
+        assert c.ask("ECHO  two  spaces ") == " two  spaces ", "ECHO returns the bytes after the first space"
+        assert c.ask("SLEEP 20") == "SLEPT 20"
+        for n in (0, 1, 1000):
+            assert c.ask(f"WORK {n}") == f"WORKED {n} {splitmix64_after(n):016x}"
+        who = dict(kv.split("=", 1) for kv in c.ask("WHO").split())
+        assert set(who) == {"model", "pid", "ppid", "tid", "worker", "conn"}, who
+        assert who["model"] == model
+        stats = dict(kv.split("=", 1) for kv in c.ask("STATS").split())
+        assert set(stats) == {"model", "workers", "connections", "requests", "uptime_ms"}, stats
+        assert stats["model"] == model
+        assert c.ask("QUIT") == "BYE"
+        assert c.closed_by_server(), "the server must close the connection after BYE"
+
+
+def test_crlf_blank_lines_and_pipelining(start, model):
+    server = start(model)
+    with server.connect() as c:
+        c.send("PING\r\n\n   \nECHO a\r\nWORK 2\nPING\n")
+        answers = [c.line() for _ in range(4)]
+        assert answers == ["PONG", "a", f"WORKED 2 {splitmix64_after(2):016x}", "PONG"], \
+            "pipelined requests must be answered in order, blank lines ignored, CR before LF dropped"
+
+
+def test_request_split_across_writes(start, model):
+    server = start(model)
+    with server.connect() as c:
+        for byte in b"ECHO slow\n":
+            c.send(bytes([byte]))
+            time.sleep(0.002)
+        assert c.line() == "slow"
+
+
+def test_errors_keep_the_connection_open(start, model):
+    server = start(model)
+    with server.connect() as c:
+        assert c.ask("FOO") == "ERR unknown command 'FOO'"
+        assert c.ask("SLEEP 60001").startswith("ERR ")
+        assert c.ask("SLEEP abc").startswith("ERR ")
+        assert c.ask("WORK -1").startswith("ERR ")
+        assert c.ask("PING extra").startswith("ERR ")
+        assert c.ask("PING") == "PONG", "after ERR answers the connection must keep working"
+
+
+def test_overlong_line_is_refused_and_closed(start, model):
+    server = start(model)
+    with server.connect() as c:
+        c.send(b"x" * 9000 + b"\n")
+        assert c.line() == "ERR line too long"
+        assert c.closed_by_server(), "after 'ERR line too long' the server must close"
+    with server.connect() as c:
+        assert c.ask("PING") == "PONG", "the server keeps serving after an overlong line"
+
+
+def test_stats_counts_connections_and_requests(start, model):
+    server = start(model)
+    for _ in range(3):
+        with server.connect() as c:
+            assert c.ask("PING") == "PONG"
+    with server.connect() as c:
+        stats = dict(kv.split("=", 1) for kv in c.ask("STATS").split())
+    assert int(stats["connections"]) == 4, f"4 connections were made, STATS says {stats['connections']}"
+    assert int(stats["requests"]) == 3, \
+        f"3 PINGs were answered before STATS (which counts what came before it), STATS says {stats['requests']}"
+
+
+def test_idle_connection_is_closed(start, model):
+    server = start(model, "--idle-timeout", "1")
+    with server.connect() as c:
+        assert c.ask("PING") == "PONG"
+        began = time.monotonic()
+        c.send("PIN")  # half a request does not count as activity
+        assert c.closed_by_server(timeout=4), "an idle connection must be closed after --idle-timeout"
+        waited = time.monotonic() - began
+        assert 0.8 <= waited <= 3.5, f"closed after {waited:.2f} s with --idle-timeout 1"
+        assert c.buf == b"ERR idle timeout\n"
+
+
+# ---- HTTP framing ---------------------------------------------------------------------------
+
+def curl(*args):
+    assert shutil.which("curl"), "curl is required (./lab setup installs it)"
+    r = subprocess.run(["curl", "-s", "--max-time", "10", *args], capture_output=True, timeout=15)
+    return r.stdout.decode(errors="replace")
+
+
+def test_http_routes_with_curl(start, model):
+    server = start(model)
+    base = f"http://{HOST}:{server.port}"
+    assert curl(f"{base}/ping") == "PONG\n"
+    assert curl(f"{base}/echo?msg=hello%20there+you%21") == "hello there you!\n", "percent-decoding"
+    assert curl(f"{base}/sleep?ms=10") == "SLEPT 10\n"
+    assert curl(f"{base}/work?n=5") == f"WORKED 5 {splitmix64_after(5):016x}\n"
+    assert curl(f"{base}/who").startswith(f"model={model} ")
+    assert curl(f"{base}/stats").startswith(f"model={model} ")
+    head = curl("-I", f"{base}/ping")
+    assert head.startswith("HTTP/1.1 200 OK"), head
+    assert "Content-Length: 5" in head and "Content-Type: text/plain" in head, head
+
+
+def test_http_status_codes(start, model):
+    server = start(model)
+    base = f"http://{HOST}:{server.port}"
+    code = lambda *a: curl("-o", "/dev/null", "-w", "%{http_code}", *a)  # noqa: E731
+    assert code(f"{base}/nope") == "404"
+    assert code(f"{base}/sleep?ms=x") == "400"
+    assert code(f"{base}/echo") == "400"
+    assert code("-X", "POST", f"{base}/ping") == "405"
+    assert "Allow: GET, HEAD" in curl("-i", "-X", "DELETE", f"{base}/ping")
+    assert code("--data", "x", f"{base}/ping") in ("405", "413")
+    assert code(f"{base}/" + "a" * 9000) == "414"
+    assert code("-H", "X-Big: " + "v" * 17000, f"{base}/ping") == "431"
+    raw = http_exchange(server.port, b"GET /ping HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
+    assert raw.startswith(b"HTTP/1.1 413 "), raw
+    raw = http_exchange(server.port, b"GET /ping HTTP/2.0\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 505 "), raw
+    raw = http_exchange(server.port, b"GET /ping HTTP/1.1\r\nbad header\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 400 "), raw
+    assert b"Connection: close" in raw, "an error response closes the connection and says so"
+
+
+def test_http_keep_alive_and_pipelining(start, model):
+    server = start(model)
+    with socket.create_connection((HOST, server.port), timeout=5) as s:
+        s.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\nGET /echo?msg=2 HTTP/1.1\r\n\r\n"
+                  b"GET /echo?msg=3 HTTP/1.1\r\nConnection: close\r\n\r\nGET /ping HTTP/1.1\r\n\r\n")
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    assert out.count(b"HTTP/1.1 200 OK") == 3, "3 answers, none after Connection: close"
+    assert out.index(b"PONG\n") < out.index(b"\r\n\r\n2\n") < out.index(b"\r\n\r\n3\n"), "answers in order"
+    assert out.count(b"Connection: close") == 1, "Connection: close is echoed on its answer"
+
+
+def test_http_1_0_closes_unless_keep_alive(start, model):
+    server = start(model)
+    out = http_exchange(server.port, b"GET /ping HTTP/1.0\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 200 OK") and out.endswith(b"PONG\n"), "HTTP/1.0 closes after the answer"
+    with socket.create_connection((HOST, server.port), timeout=5) as s:
+        s.sendall(b"GET /ping HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        first = s.recv(65536)
+        assert b"Connection: keep-alive" in first
+        s.sendall(b"GET /ping HTTP/1.0\r\n\r\n")
+        assert b"PONG" in s.recv(65536), "the kept connection serves a second request"
+
+
+def test_curl_reuses_a_keep_alive_connection(start, model):
+    server = start(model)
+    base = f"http://{HOST}:{server.port}"
+    out = curl("-w", "%{num_connects}\n", f"{base}/ping", f"{base}/ping")
+    assert out.split("\n") == ["PONG", "1", "PONG", "0", ""], \
+        f"curl's second request should reuse the connection (num_connects 0): {out!r}"

@@ -1,0 +1,73 @@
+"""01_single_process: its lesson, and the lifecycle every model shares."""
+import signal
+import subprocess
+import threading
+import time
+
+
+def test_one_slow_client_stalls_everyone(start):
+    """While client A holds its connection, client B's PING waits until A's connection ends."""
+    server = start("single_process")
+    events = {}
+    a = server.connect(timeout=10)
+    began = time.monotonic()
+    a.send("SLEEP 1000\n")
+
+    def client_b():
+        with server.connect(timeout=10) as b:
+            events["b_sent"] = time.monotonic() - began
+            assert b.ask("PING") == "PONG"
+            events["b_answered"] = time.monotonic() - began
+
+    t = threading.Thread(target=client_b)
+    time.sleep(0.1)
+    t.start()
+    assert a.line() == "SLEPT 1000"
+    time.sleep(0.5)  # A keeps its connection open, idle, a little longer
+    events["a_closed"] = time.monotonic() - began
+    a.close()
+    t.join(timeout=10)
+    assert "b_answered" in events, "client B was never answered"
+    assert events["b_answered"] >= events["a_closed"], (
+        f"client B's PING was answered at {events['b_answered']:.2f} s, before client A's connection "
+        f"ended at {events['a_closed']:.2f} s: the iterative server must serve one connection at a time")
+
+
+def test_sigterm_lets_the_request_in_progress_finish(start):
+    server = start("single_process")
+    with server.connect(timeout=10) as c:
+        c.send("SLEEP 500\n")
+        time.sleep(0.1)
+        server.signal(signal.SIGTERM)
+        assert c.line() == "SLEPT 500", "the request in progress must complete during a graceful stop"
+        assert c.closed_by_server(), "after its request, the connection is closed"
+    status = server.wait(timeout=5)
+    assert status == 0, f"exit status {status} after SIGTERM; stderr: {server.stderr()}"
+    summary = server.stderr()
+    assert "single_process stopped: 1 connections, 1 requests, CPU user" in summary, summary
+
+
+def test_sigint_closes_idle_connections_and_exits_zero(start):
+    server = start("single_process")
+    with server.connect() as c:
+        assert c.ask("PING") == "PONG"
+        server.signal(signal.SIGINT)
+        assert c.closed_by_server(), "an idle connection is closed on stop"
+    assert server.wait(timeout=5) == 0
+
+
+def test_port_in_use_is_reported(start, bin_dir):
+    first = start("single_process")
+    r = subprocess.run([bin_dir / "single_process", "--port", str(first.port)], capture_output=True, timeout=10)
+    assert r.returncode == 1, f"exit status {r.returncode} for a port in use"
+    assert f"bind 127.0.0.1:{first.port}: Address already in use" in r.stderr.decode(), r.stderr
+
+
+def test_trace_names_pid_and_role(start):
+    server = start("single_process", "--trace")
+    with server.connect() as c:
+        assert c.ask("PING") == "PONG"
+    server.stop()
+    err = server.stderr()
+    assert f"pid {server.pid} tid {server.pid} single_process: started" in err, err
+    assert "single_process: conn 1: PING -> PONG" in err, err
