@@ -1,6 +1,7 @@
 #include "cli.hpp"
 
 #include <arpa/inet.h>
+#include <unistd.h>
 
 namespace sl {
 namespace {
@@ -31,6 +32,17 @@ void add_common_options(CLI::App& app, CommonOptions& o) {
         ->check(CLI::Range(1, 3600));
     app.add_flag("--trace", o.trace, "print one line per event to stderr: time, pid, tid, role");
     app.set_version_flag("--version", std::string(SERVERLAB_VERSION));
+}
+
+void add_graceful_timeout_option(CLI::App& app, int& seconds) {
+    app.add_option("--graceful-timeout", seconds, "on stop, SIGKILL children still busy after this many seconds")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 3600));
+}
+
+int cpu_count() {
+    long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? static_cast<int>(n) : 1;
 }
 
 }  // namespace sl

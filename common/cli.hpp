@@ -24,4 +24,11 @@ struct CommonOptions {
 /// and a non-zero exit, before any socket is opened.
 void add_common_options(CLI::App& app, CommonOptions& options);
 
+/// --graceful-timeout SECONDS, for models with children (default 10): how long
+/// a stop waits for children to finish their requests before SIGKILL.
+void add_graceful_timeout_option(CLI::App& app, int& seconds);
+
+/// The number of online CPUs: the default worker count.
+int cpu_count();
+
 }  // namespace sl

@@ -116,11 +116,12 @@ std::string peer_name(int fd) {
 }
 
 Wait wait_readable(int fd, int timeout_ms) {
-    pollfd fds[2] = {{fd, POLLIN, 0}, {stop_fd(), POLLIN, 0}};
+    // poll(2) skips entries whose fd is negative, so missing pipes cost nothing.
+    pollfd fds[3] = {{fd, POLLIN, 0}, {stop_fd(), POLLIN, 0}, {event_fd(), POLLIN, 0}};
     int64_t deadline = timeout_ms < 0 ? -1 : monotonic_ms() + timeout_ms;
     for (;;) {
         int left = deadline < 0 ? -1 : static_cast<int>(std::max<int64_t>(0, deadline - monotonic_ms()));
-        int n = ::poll(fds, stop_fd() >= 0 ? 2 : 1, left);
+        int n = ::poll(fds, 3, left);
         if (n < 0 && errno == EINTR) continue;  // a signal; the stop pipe says if it was a stop
         if (n < 0) {
             log("poll: {}", std::strerror(errno));
@@ -128,6 +129,10 @@ Wait wait_readable(int fd, int timeout_ms) {
         }
         if (n == 0) return Wait::timeout;
         if (fds[1].revents != 0) return Wait::stop;
+        if (fds[2].revents != 0) {
+            drain_events();
+            return Wait::event;
+        }
         return Wait::ready;  // readable, or POLLHUP/POLLERR: the next read reports it
     }
 }

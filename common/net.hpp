@@ -34,10 +34,11 @@ int local_port(int fd);
 /// `127.0.0.1:51234` for the peer of a connected socket, for traces.
 std::string peer_name(int fd);
 
-enum class Wait { ready, timeout, stop };
+enum class Wait { ready, timeout, stop, event };
 
-/// Waits until `fd` is readable, `timeout_ms` passes (-1: no limit), or a stop
-/// is requested (see signals.hpp). Retries EINTR.
+/// Waits until `fd` is readable, `timeout_ms` passes (-1: no limit), a stop is
+/// requested, or (in a supervising process) a signal event arrives, which it
+/// drains: the caller then looks at the flags (see signals.hpp). Retries EINTR.
 Wait wait_readable(int fd, int timeout_ms);
 
 /// One accept4(2), with its errors sorted the way muduo and nginx sort them:
@@ -56,7 +57,8 @@ Wait wait_readable(int fd, int timeout_ms);
 Fd try_accept(int listen_fd);
 
 /// wait_readable(listen_fd) then try_accept: the accept of a process that is
-/// the only one accepting (01, 02). Empty Fd: stop requested, or nothing this time.
+/// the only one accepting (01, 02). Empty Fd: a stop or a signal event (look
+/// at the flags), or nothing this time.
 Fd accept_connection(int listen_fd);
 
 /// read(2), retrying EINTR. Returns bytes read, 0 at end of stream, -1 with errno.

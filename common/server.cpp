@@ -67,7 +67,9 @@ const char* run_connection(int fd, Session& session, const ServerContext& ctx, u
             used += s.consumed;
             if (!s.answered) continue;
             ctx.counters->requests.fetch_add(1, std::memory_order_relaxed);
-            deadline = monotonic_ms() + idle_ms;
+            int64_t now = monotonic_ms();
+            ctx.counters->last_active_ms.store(now, std::memory_order_relaxed);
+            deadline = now + idle_ms;
             trace("conn {}: {} -> {}", serial, session.last_request(), session.last_answer());
             if (!write_all(fd, out)) return "write failed (client gone or not reading)";
             out.clear();
@@ -80,7 +82,8 @@ const char* run_connection(int fd, Session& session, const ServerContext& ctx, u
 
         switch (wait_readable(fd, static_cast<int>(std::max<int64_t>(0, deadline - monotonic_ms())))) {
         case Wait::stop:
-            continue;  // the check above ends it
+        case Wait::event:
+            continue;  // the check above ends it on a stop
         case Wait::timeout:
             write_all(fd, session.idle_goodbye());
             return "idle timeout";

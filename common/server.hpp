@@ -14,12 +14,13 @@ namespace sl {
 
 struct CommonOptions;
 
-/// Counters that one process (later: one scoreboard slot) owns. Atomic so
-/// that threads may share them and a master may read them from shared memory
-/// while the owner writes; relaxed ordering is enough for statistics.
+/// Counters that one process (or one scoreboard slot) owns. Atomic so that
+/// threads may share them and a master may read them from shared memory while
+/// the owner writes; relaxed ordering is enough for statistics.
 struct Counters {
     std::atomic<uint64_t> connections{0};
     std::atomic<uint64_t> requests{0};
+    std::atomic<int64_t> last_active_ms{0};  // monotonic: the last accept or answered request
 };
 
 /// What a model tells serve_connection about itself.

@@ -1,6 +1,7 @@
 #include "signals.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,41 +13,90 @@ namespace sl {
 namespace {
 
 volatile sig_atomic_t g_stop = 0;
-int g_pipe[2] = {-1, -1};
+volatile sig_atomic_t g_child_exited = 0;
+volatile sig_atomic_t g_report = 0;
+int g_stop_pipe[2] = {-1, -1};
+int g_event_pipe[2] = {-1, -1};
+
+void poke(int fd) {
+    if (fd < 0) return;
+    char byte = 1;
+    // Non-blocking: a full pipe already says "wake up", so EAGAIN is fine.
+    [[maybe_unused]] ssize_t n = ::write(fd, &byte, 1);
+}
+
+void on_master_signal(int sig) {
+    int saved = errno;  // write(2) may change errno under the interrupted code
+    if (sig == SIGCHLD) g_child_exited = 1;
+    if (sig == SIGUSR1) g_report = 1;
+    poke(g_event_pipe[1]);
+    errno = saved;
+}
 
 void on_stop_signal(int) {
     request_stop();
 }
 
+void make_pipe(int fds[2]) {
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
+        std::perror("pipe2");
+        std::exit(1);
+    }
+}
+
+void close_pipe(int fds[2]) {
+    for (int i = 0; i < 2; ++i) {
+        if (fds[i] >= 0) ::close(fds[i]);
+        fds[i] = -1;
+    }
+}
+
+void set_handler(int sig, void (*handler)(int)) {
+    struct sigaction sa {};
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: let blocking calls return EINTR
+    ::sigaction(sig, &sa, nullptr);
+}
+
+bool take(volatile sig_atomic_t& flag) {
+    if (!flag) return false;
+    flag = 0;
+    return true;
+}
+
 }  // namespace
 
 void request_stop() {
-    int saved = errno;  // write(2) may change errno under the interrupted code
+    int saved = errno;
     g_stop = 1;
-    if (g_pipe[1] >= 0) {
-        char byte = 1;
-        // Non-blocking: a full pipe already says "stop", so EAGAIN is fine.
-        [[maybe_unused]] ssize_t n = ::write(g_pipe[1], &byte, 1);
-    }
+    poke(g_stop_pipe[1]);
+    poke(g_event_pipe[1]);
     errno = saved;
 }
 
 void install_stop_handlers() {
-    if (::pipe2(g_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
-        std::perror("pipe2");
-        std::exit(1);
-    }
-    struct sigaction sa {};
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;  // no SA_RESTART: let blocking calls return EINTR
-    ::sigaction(SIGINT, &sa, nullptr);
-    ::sigaction(SIGTERM, &sa, nullptr);
+    make_pipe(g_stop_pipe);
+    set_handler(SIGINT, on_stop_signal);
+    set_handler(SIGTERM, on_stop_signal);
+    set_handler(SIGPIPE, SIG_IGN);
+}
 
-    struct sigaction ignore {};
-    ignore.sa_handler = SIG_IGN;
-    sigemptyset(&ignore.sa_mask);
-    ::sigaction(SIGPIPE, &ignore, nullptr);
+void install_master_handlers() {
+    make_pipe(g_event_pipe);
+    set_handler(SIGCHLD, on_master_signal);
+    set_handler(SIGUSR1, on_master_signal);
+}
+
+void reset_signals_after_fork() {
+    set_handler(SIGCHLD, SIG_DFL);
+    set_handler(SIGUSR1, SIG_IGN);
+    close_pipe(g_event_pipe);
+    close_pipe(g_stop_pipe);
+    g_child_exited = 0;
+    g_report = 0;
+    make_pipe(g_stop_pipe);
+    if (g_stop) poke(g_stop_pipe[1]);  // a stop that reached the parent before fork() still holds
 }
 
 bool stop_requested() {
@@ -54,7 +104,31 @@ bool stop_requested() {
 }
 
 int stop_fd() {
-    return g_pipe[0];
+    return g_stop_pipe[0];
+}
+
+int event_fd() {
+    return g_event_pipe[0];
+}
+
+bool take_child_exited() {
+    return take(g_child_exited);
+}
+
+bool take_report_request() {
+    return take(g_report);
+}
+
+void drain_events() {
+    char buf[64];
+    while (g_event_pipe[0] >= 0 && ::read(g_event_pipe[0], buf, sizeof buf) > 0) {
+    }
+}
+
+void wait_for_event(int timeout_ms) {
+    pollfd p{g_event_pipe[0], POLLIN, 0};
+    // EINTR needs no retry here: the caller looks at the flags and waits again.
+    if (::poll(&p, 1, timeout_ms) > 0) drain_events();
 }
 
 }  // namespace sl

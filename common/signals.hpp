@@ -1,4 +1,5 @@
-// signals.hpp: stop requests (SIGINT, SIGTERM) as a flag plus a self-pipe.
+// signals.hpp: signals as flags plus self-pipes. No handler does more than
+// set a volatile sig_atomic_t and write(2) one byte (signal-safety(7)).
 #pragma once
 
 namespace sl {
@@ -6,29 +7,56 @@ namespace sl {
 /// Installs the SIGINT/SIGTERM handlers and ignores SIGPIPE. Call once, at
 /// start-up, before any thread is created.
 ///
-/// The handler does only async-signal-safe work (signal-safety(7)): it saves
-/// errno, sets a volatile sig_atomic_t and write(2)s one byte into a
-/// non-blocking pipe. Everything that waits (the poll before accept, the poll
-/// in the connection loop) also watches stop_fd(), so a stop wakes it even if
-/// the signal landed between "check the flag" and "block in poll": the
-/// self-pipe trick, which closes that race without pselect().
+/// A stop sets a flag and writes a byte into the *stop pipe*. Everything that
+/// waits (the poll before accept, the poll in the connection loop) also
+/// watches stop_fd(), so a stop wakes it even if the signal landed between
+/// "check the flag" and "block in poll": the self-pipe trick, which closes
+/// that race without pselect(). Nobody drains the stop pipe, so it stays
+/// readable and every waiter (every thread, later) sees it.
 ///
-/// The handlers are installed without SA_RESTART, so a blocking call that the
-/// signal interrupts returns EINTR; the wrappers in net.hpp retry it and look
-/// at stop_requested().
+/// Handlers are installed without SA_RESTART: a blocking call that a signal
+/// interrupts returns EINTR, and the wrappers in net.hpp retry it after
+/// looking at stop_requested().
 ///
 /// SIGPIPE is ignored as a second line of defence: sockets are written with
 /// MSG_NOSIGNAL, but stdout/stderr may be a pipe whose reader went away.
 void install_stop_handlers();
 
+/// For a process that supervises children (02's parent, the prefork master):
+/// SIGCHLD and SIGUSR1 set their flags and write a byte into the *event
+/// pipe*, which the one supervising loop drains (wait_for_event). A stop
+/// writes there too, so the supervisor wakes for it.
+void install_master_handlers();
+
+/// In a child right after fork(): the master's handlers go back to their
+/// defaults (SIGUSR1 is ignored, so a USR1 to the whole process group does not
+/// kill workers), the inherited pipes are closed and a fresh stop pipe is
+/// made. Without this a child's stop byte would land in its parent's pipe.
+void reset_signals_after_fork();
+
 /// True once SIGINT or SIGTERM arrived (or request_stop() was called).
 bool stop_requested();
 
-/// Read end of the self-pipe: readable from the first stop request on, and it
-/// stays readable (nobody drains it), so every poller sees it.
+/// Read end of the stop pipe: readable from the first stop request on.
 int stop_fd();
 
-/// What the handler does, callable from ordinary code too (async-signal-safe).
+/// Read end of the event pipe, or -1 where install_master_handlers() was not called.
+int event_fd();
+
+/// What the stop handler does, callable from ordinary code (async-signal-safe).
 void request_stop();
+
+/// Flag tests that clear the flag, nginx style: `if (take_child_exited()) reap();`.
+/// Clearing before acting means a signal that arrives meanwhile is not lost:
+/// it sets the flag again and the next round sees it.
+bool take_child_exited();
+bool take_report_request();
+
+/// Drains the event pipe (non-blocking). Called after poll() reported it readable.
+void drain_events();
+
+/// Sleeps until a signal event (or a stop) arrives or `timeout_ms` passes
+/// (-1: no limit), then drains the event pipe. The supervising loop's only wait.
+void wait_for_event(int timeout_ms);
 
 }  // namespace sl

@@ -173,3 +173,49 @@ def splitmix64_after(n):
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
         z ^= z >> 31
     return z
+
+
+# ---- /proc: the process tree as the kernel sees it -------------------------------------------
+
+def proc_stat(pid):
+    """(state, ppid, pgid) of a process, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = text[text.rindex(")") + 2:].split()  # the name may hold spaces; skip past it
+    return fields[0], int(fields[1]), int(fields[2])
+
+
+def all_pids():
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def children_of(pid):
+    """Live (non-zombie) children of `pid`."""
+    return sorted(p for p in all_pids() if (s := proc_stat(p)) and s[1] == pid and s[0] != "Z")
+
+
+def zombies_of(pid):
+    return sorted(p for p in all_pids() if (s := proc_stat(p)) and s[1] == pid and s[0] == "Z")
+
+
+def group_members(pgid):
+    """Every process still in the process group (the server and whatever it forked)."""
+    return sorted(p for p in all_pids() if (s := proc_stat(p)) and s[2] == pgid)
+
+
+def wait_until(predicate, timeout, interval=0.05):
+    """Polls `predicate` until it returns something true or `timeout` passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+def kv(line):
+    """'a=1 b=x' -> {'a': '1', 'b': 'x'}"""
+    return dict(pair.split("=", 1) for pair in line.split())

@@ -1,0 +1,109 @@
+// 02_fork_per_conn: a child process per connection.
+//
+//     listen
+//     loop:
+//         accept                 <- the parent only accepts
+//         fork
+//           child:  close the listener, serve the connection, exit
+//           parent: close the connection, go back to accept
+//         reap children that exited (SIGCHLD)
+//
+// Clients no longer wait for each other: each has a process of its own. The
+// costs: a fork() per connection (visible in the CPU summary at exit), and as
+// many processes as clients, hence --max-children. See docs/02-fork-per-connection.md.
+#include "children.hpp"
+#include "cli.hpp"
+#include "clock.hpp"
+#include "net.hpp"
+#include "server.hpp"
+#include "shm.hpp"
+#include "signals.hpp"
+#include "trace.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace {
+
+// Counters every child adds to: shared memory, made before the first fork.
+struct SharedCounters {
+    sl::Counters counters;
+    std::atomic<uint64_t> children{0};  // written by the parent only
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    constexpr std::string_view kModel = "fork_per_conn";
+
+    sl::CommonOptions options;
+    int max_children = 256;
+    int graceful_timeout = 10;
+    CLI::App app{"Forks a child process for every connection.", std::string(kModel)};
+    sl::add_common_options(app, options);
+    app.add_option("--max-children", max_children, "at most this many children; then connections wait in the backlog")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 100000));
+    sl::add_graceful_timeout_option(app, graceful_timeout);
+    CLI11_PARSE(app, argc, argv);
+
+    sl::start_process("parent", options);
+    sl::install_master_handlers();  // SIGCHLD sets a flag and wakes the loop; no waitpid in a handler
+
+    sl::Fd listener = sl::listen_or_die(options.listen());
+    sl::announce_listening(kModel, options.host, listener.get());
+
+    SharedCounters* shared = sl::shared_new<SharedCounters>();
+    const int64_t started_ms = sl::monotonic_ms();
+    sl::ServerContext ctx;
+    ctx.model = kModel;
+    ctx.idle_timeout_s = options.idle_timeout;
+    ctx.counters = &shared->counters;
+    ctx.totals = [&] {
+        return sl::Totals{kModel, shared->children.load(), shared->counters.connections.load(),
+                          shared->counters.requests.load(), static_cast<uint64_t>(sl::monotonic_ms() - started_ms)};
+    };
+
+    sl::Children children;
+    while (!sl::stop_requested()) {
+        // Reap every child that exited since the last round: no zombies.
+        if (sl::take_child_exited()) shared->children -= children.reap().size();
+
+        // The guard against a fork storm: at the limit, stop accepting. New
+        // clients wait in the kernel's backlog until a child exits.
+        if (children.live() >= static_cast<size_t>(max_children)) {
+            sl::wait_for_event(-1);
+            continue;
+        }
+
+        sl::Fd conn = sl::accept_connection(listener.get());
+        if (!conn) continue;  // a signal (SIGCHLD, a stop) or a transient accept error
+        uint64_t serial = ++shared->counters.connections;
+
+        pid_t pid = ::fork();
+        if (pid < 0) {
+            sl::log("fork: {} (closing connection {})", std::strerror(errno), serial);
+            sl::wait_for_event(100);  // EAGAIN: out of processes; give children time to exit
+            continue;                 // `conn` closes here: the client sees the connection end
+        }
+        if (pid == 0) {
+            sl::set_role("child");
+            sl::reset_signals_after_fork();
+            listener.reset();  // the child serves; it never accepts, so it drops its copy of the listener
+            sl::serve_connection(std::move(conn), ctx, serial);
+            ::_exit(0);
+        }
+        conn.reset();  // the parent never serves, so it drops its copy of the connection
+        children.add(pid);
+        ++shared->children;
+        sl::trace("forked pid {} for conn {}", pid, serial);
+    }
+
+    // Graceful stop: no more accepts; each child finishes its request and exits.
+    listener.reset();
+    shared->children -= children.stop_all(graceful_timeout).size();
+    sl::print_summary(kModel, shared->counters.connections, shared->counters.requests);
+    return 0;
+}

@@ -1,0 +1,66 @@
+// 03_prefork: a master and N workers, forked before any client arrives.
+//
+//     master: listen, create the scoreboard, fork N workers, then supervise
+//     worker: loop { accept; serve that connection until it ends }
+//
+// Every worker inherits the one listening socket and blocks in accept() on
+// it; when a connection arrives the kernel wakes one of them (accept has
+// been wake-one on Linux since 2.4). No fork per connection any more, and the
+// number of processes is fixed. The limit: N workers serve N connections at
+// once; client N+1 waits in the backlog until a worker is free.
+// See docs/03-prefork.md.
+#include "cli.hpp"
+#include "master.hpp"
+#include "net.hpp"
+#include "scoreboard.hpp"
+#include "server.hpp"
+#include "signals.hpp"
+
+int main(int argc, char** argv) {
+    constexpr std::string_view kModel = "prefork";
+
+    sl::CommonOptions options;
+    int workers = sl::cpu_count();
+    sl::MasterOptions master{kModel};
+    CLI::App app{"A master and N prefork workers competing in accept().", std::string(kModel)};
+    sl::add_common_options(app, options);
+    app.add_option("--workers", workers, "worker processes (default: the number of CPUs)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1024));
+    sl::add_graceful_timeout_option(app, master.graceful_timeout_s);
+    CLI11_PARSE(app, argc, argv);
+
+    sl::start_process("master", options);
+    sl::Fd listener = sl::listen_or_die(options.listen());
+    sl::announce_listening(kModel, options.host, listener.get());
+
+    // One slot per worker in memory every process shares. It must exist
+    // before the first fork: workers write their counters, STATS sums them.
+    sl::Scoreboard board(workers);
+
+    // What each worker runs, in its own process, after fork().
+    auto worker_main = [&](int slot) {
+        sl::WorkerSlot& me = board.slot(slot);
+        sl::ServerContext ctx;
+        ctx.model = kModel;
+        ctx.worker = slot;
+        ctx.idle_timeout_s = options.idle_timeout;
+        ctx.counters = &me.counters;
+        ctx.totals = [&] { return board.totals(kModel); };
+
+        while (!sl::stop_requested()) {
+            me.set_state(sl::WorkerState::idle);
+            // Blocks in accept(2) with every other idle worker; the kernel
+            // hands the connection to one. A stop interrupts it (EINTR).
+            sl::Fd conn = sl::try_accept(listener.get());
+            if (!conn) continue;
+            me.set_state(sl::WorkerState::busy);
+            uint64_t serial = ++me.counters.connections;
+            sl::serve_connection(std::move(conn), ctx, serial);
+        }
+        me.set_state(sl::WorkerState::exiting);
+        return 0;
+    };
+
+    return sl::run_master(board, master, worker_main);
+}

@@ -1,0 +1,101 @@
+#include "scoreboard.hpp"
+
+#include "clock.hpp"
+#include "shm.hpp"
+#include "trace.hpp"
+
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace sl {
+
+std::string_view state_name(WorkerState s) {
+    switch (s) {
+    case WorkerState::empty: return "empty";
+    case WorkerState::starting: return "starting";
+    case WorkerState::idle: return "idle";
+    case WorkerState::busy: return "busy";
+    case WorkerState::exiting: return "exiting";
+    }
+    return "?";
+}
+
+Scoreboard::Scoreboard(int slots) {
+    void* mem = map_shared_or_die(sizeof(Header) + sizeof(WorkerSlot) * static_cast<size_t>(slots) + 64);
+    header_ = new (mem) Header();
+    header_->slots = slots;
+    header_->started_ms = monotonic_ms();
+    // The slots start at the next 64-byte boundary after the header.
+    auto base = (reinterpret_cast<uintptr_t>(header_ + 1) + 63) & ~uintptr_t{63};
+    slots_ = reinterpret_cast<WorkerSlot*>(base);
+    for (int i = 0; i < slots; ++i) new (&slots_[i]) WorkerSlot();
+}
+
+void Scoreboard::begin(int i, pid_t pid) {
+    WorkerSlot& w = slots_[i];
+    w.counters.connections = 0;
+    w.counters.requests = 0;
+    w.counters.last_active_ms = monotonic_ms();
+    w.started_ms = monotonic_ms();
+    w.set_state(WorkerState::starting);
+    w.pid = pid;
+}
+
+void Scoreboard::retire(int i) {
+    WorkerSlot& w = slots_[i];
+    header_->retired_accepts += w.counters.connections.load();
+    header_->retired_requests += w.counters.requests.load();
+    w.pid = 0;
+    w.set_state(WorkerState::empty);
+}
+
+uint64_t Scoreboard::live_workers() const {
+    uint64_t n = 0;
+    for (int i = 0; i < size(); ++i) n += slots_[i].pid.load(std::memory_order_relaxed) != 0;
+    return n;
+}
+
+Totals Scoreboard::totals(std::string_view model) const {
+    Totals t{model, 0, header_->retired_accepts.load(), header_->retired_requests.load(),
+             static_cast<uint64_t>(monotonic_ms() - header_->started_ms)};
+    for (int i = 0; i < size(); ++i) {
+        const WorkerSlot& w = slots_[i];
+        if (w.pid.load(std::memory_order_relaxed) == 0) continue;
+        ++t.workers;
+        t.connections += w.counters.connections.load(std::memory_order_relaxed);
+        t.requests += w.counters.requests.load(std::memory_order_relaxed);
+    }
+    return t;
+}
+
+void print_worker_table(const std::vector<WorkerRow>& rows) {
+    std::string table = fmt::format("{:>4} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8}\n", "slot", "pid", "state", "accepts",
+                                    "requests", "user_s", "sys_s");
+    for (const WorkerRow& r : rows)
+        table += fmt::format("{:>4} {:>8} {:>8} {:>9} {:>9} {:>8.3f} {:>8.3f}\n", r.slot, r.pid,
+                             state_name(r.state), r.accepts, r.requests, r.user_s, r.sys_s);
+    table.pop_back();
+    write_line(table);  // one write(2): the table is not interleaved with workers' traces
+}
+
+bool process_cpu(pid_t pid, double& user, double& sys) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    // The command name (field 2) may contain spaces and ')': skip past the last ')'.
+    size_t close = text.rfind(')');
+    if (close == std::string::npos) return false;
+    std::istringstream rest(text.substr(close + 2));
+    std::string field;
+    unsigned long long ticks[2] = {0, 0};
+    for (int i = 3; i <= 15 && rest >> field; ++i) {  // fields 14 and 15: utime, stime
+        if (i >= 14) ticks[i - 14] = std::stoull(field);
+    }
+    double hz = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    user = static_cast<double>(ticks[0]) / hz;
+    sys = static_cast<double>(ticks[1]) / hz;
+    return true;
+}
+
+}  // namespace sl

@@ -1,0 +1,94 @@
+// scoreboard.hpp: what every worker is doing, in memory the master and all
+// workers share (an anonymous shared mapping, see shm.hpp).
+//
+// The rule that makes it safe without a lock: every field has one writer.
+//   - pid and started_ms: the master, before the worker runs (spawn) and
+//     after it is reaped (retire). The worker also stores its own pid first
+//     thing, the same value, so readers never wait on the master's store.
+//   - state and the counters: the worker in that slot, and nobody else.
+//   - retired_*: the master, when it reaps a worker, so the server's totals
+//     do not drop when a worker is replaced.
+// Readers (STATS in any worker, the master's table) may see a snapshot that
+// is a few increments old; nothing is ever torn, because every field is a
+// lock-free std::atomic.
+#pragma once
+
+#include "commands.hpp"
+#include "server.hpp"
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace sl {
+
+enum class WorkerState : int { empty = 0, starting, idle, busy, exiting };
+std::string_view state_name(WorkerState state);
+
+/// One worker's line. alignas(64): a slot per cache line, so one worker's
+/// counter updates do not bounce the line another worker is writing.
+struct alignas(64) WorkerSlot {
+    std::atomic<pid_t> pid{0};
+    std::atomic<WorkerState> state{WorkerState::empty};
+    std::atomic<int64_t> started_ms{0};
+    Counters counters;  // connections = this worker's accepts
+
+    void set_state(WorkerState s) { state.store(s, std::memory_order_relaxed); }
+};
+
+static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<pid_t>::is_always_lock_free &&
+                  std::atomic<WorkerState>::is_always_lock_free,
+              "shared memory holds only lock-free atomics: a killed process must not leave a lock held");
+
+class Scoreboard {
+public:
+    /// Maps the shared memory: call before the first fork().
+    explicit Scoreboard(int slots);
+    Scoreboard(const Scoreboard&) = delete;
+    Scoreboard& operator=(const Scoreboard&) = delete;
+
+    int size() const { return header_->slots; }
+    WorkerSlot& slot(int i) { return slots_[i]; }
+    const WorkerSlot& slot(int i) const { return slots_[i]; }
+
+    /// Master: a new worker `pid` starts in slot `i` (counters reset).
+    void begin(int i, pid_t pid);
+    /// Master: the worker in slot `i` was reaped. Its counts join the retired
+    /// totals and the slot is marked empty; its numbers stay readable until
+    /// the slot is reused, for the stop table.
+    void retire(int i);
+
+    /// STATS for the whole server: retired counts plus every live slot's.
+    Totals totals(std::string_view model) const;
+    uint64_t live_workers() const;
+
+private:
+    struct Header {
+        int slots = 0;
+        int64_t started_ms = 0;
+        std::atomic<uint64_t> retired_accepts{0};
+        std::atomic<uint64_t> retired_requests{0};
+    };
+    Header* header_;
+    WorkerSlot* slots_;
+};
+
+/// One row of the per-worker table that SIGUSR1 and the stop print.
+struct WorkerRow {
+    int slot = 0;
+    pid_t pid = 0;
+    WorkerState state = WorkerState::empty;
+    uint64_t accepts = 0;
+    uint64_t requests = 0;
+    double user_s = 0;  // CPU seconds: from /proc while it runs, from wait4(2) once reaped
+    double sys_s = 0;
+};
+void print_worker_table(const std::vector<WorkerRow>& rows);
+
+/// User and system CPU seconds of a live process, from /proc/<pid>/stat.
+bool process_cpu(pid_t pid, double& user, double& sys);
+
+}  // namespace sl
