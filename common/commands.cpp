@@ -1,5 +1,7 @@
 #include "commands.hpp"
 
+#include "strings.hpp"
+
 #include <fmt/format.h>
 
 #include <cerrno>
@@ -8,22 +10,6 @@
 
 namespace sl {
 namespace {
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
-bool equals_nocase(std::string_view word, std::string_view upper) {
-    if (word.size() != upper.size()) return false;
-    for (size_t i = 0; i < word.size(); ++i) {
-        char c = word[i];
-        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-        if (c != upper[i]) return false;
-    }
-    return true;
-}
 
 // Decimal digits only, no sign, no spaces inside, within [0, max].
 bool parse_number(std::string_view text, uint64_t max, uint64_t& out) {
@@ -93,9 +79,9 @@ Command parse_command(std::string_view line) {
     std::string_view word = line.substr(0, space);
     std::string_view rest = space == std::string_view::npos ? std::string_view() : line.substr(space + 1);
 
-    if (equals_nocase(word, "ECHO")) return make_echo(rest);
-    if (equals_nocase(word, "SLEEP")) return make_sleep(rest);
-    if (equals_nocase(word, "WORK")) return make_work(rest);
+    if (iequals(word, "ECHO")) return make_echo(rest);
+    if (iequals(word, "SLEEP")) return make_sleep(rest);
+    if (iequals(word, "WORK")) return make_work(rest);
 
     struct Plain {
         std::string_view name;
@@ -104,7 +90,7 @@ Command parse_command(std::string_view line) {
     static constexpr Plain plain[] = {
         {"PING", Verb::ping}, {"WHO", Verb::who}, {"STATS", Verb::stats}, {"QUIT", Verb::quit}};
     for (const Plain& p : plain) {
-        if (!equals_nocase(word, p.name)) continue;
+        if (!iequals(word, p.name)) continue;
         if (!trim(rest).empty()) return invalid_command(fmt::format("{} takes no argument", p.name));
         Command c;
         c.verb = p.verb;

@@ -1,5 +1,6 @@
 #include "http.hpp"
 
+#include "strings.hpp"
 #include "text.hpp"
 
 #include <fmt/format.h>
@@ -9,23 +10,6 @@
 
 namespace sl {
 namespace {
-
-char lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i)
-        if (lower(a[i]) != lower(b[i])) return false;
-    return true;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
 
 // RFC 9110 token characters: what a method or a field name may be made of.
 bool is_token(std::string_view s) {

@@ -1,6 +1,7 @@
 #include "master.hpp"
 
 #include "children.hpp"
+#include "clock.hpp"
 #include "signals.hpp"
 #include "trace.hpp"
 
@@ -14,10 +15,6 @@
 
 namespace sl {
 namespace {
-
-double seconds(const timeval& tv) {
-    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
-}
 
 class Master {
 public:
@@ -103,8 +100,8 @@ private:
                 process_cpu(r.pid, r.user_s, r.sys_s);
             } else {  // nobody in the slot now: its last worker's figures
                 r.pid = last_[slot].pid;
-                r.user_s = seconds(last_[slot].usage.ru_utime);
-                r.sys_s = seconds(last_[slot].usage.ru_stime);
+                r.user_s = to_seconds(last_[slot].usage.ru_utime);
+                r.sys_s = to_seconds(last_[slot].usage.ru_stime);
             }
             rows.push_back(r);
         }

@@ -31,10 +31,6 @@ private:
     uint64_t serial_;
 };
 
-double seconds(const timeval& tv) {
-    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
-}
-
 }  // namespace
 
 void start_process(std::string_view role, const CommonOptions& options) {
@@ -112,8 +108,8 @@ void print_summary(std::string_view model, uint64_t connections, uint64_t reques
     rusage self{}, children{};
     ::getrusage(RUSAGE_SELF, &self);
     ::getrusage(RUSAGE_CHILDREN, &children);
-    double user = seconds(self.ru_utime) + seconds(children.ru_utime);
-    double sys = seconds(self.ru_stime) + seconds(children.ru_stime);
+    double user = to_seconds(self.ru_utime) + to_seconds(children.ru_utime);
+    double sys = to_seconds(self.ru_stime) + to_seconds(children.ru_stime);
     write_line(fmt::format("{} stopped: {} connections, {} requests, CPU user {:.3f} s sys {:.3f} s "
                            "(self and children)",
                            model, connections, requests, user, sys));

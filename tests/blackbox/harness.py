@@ -219,3 +219,24 @@ def wait_until(predicate, timeout, interval=0.05):
 def kv(line):
     """'a=1 b=x' -> {'a': '1', 'b': 'x'}"""
     return dict(pair.split("=", 1) for pair in line.split())
+
+
+def ping_behind_busy_connections(server, busy, ms=1000):
+    """`busy` clients each send SLEEP ms, then QUIT; one more client then sends PING.
+
+    Returns (seconds from the SLEEPs until the PING was answered, the busy clients' answers).
+    A model that serves `busy` connections at once and no more makes the PING wait about ms.
+    """
+    holders = [server.connect(timeout=10) for _ in range(busy)]
+    try:
+        began = time.monotonic()
+        for h in holders:
+            h.send(f"SLEEP {ms}\nQUIT\n")  # the connection (and so its process) is free after ms
+        time.sleep(0.2)
+        with server.connect(timeout=10) as extra:
+            assert extra.ask("PING") == "PONG"
+            answered = time.monotonic() - began
+        return answered, [h.line() for h in holders]
+    finally:
+        for h in holders:
+            h.close()

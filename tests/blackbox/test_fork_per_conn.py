@@ -3,7 +3,7 @@ import signal
 import threading
 import time
 
-from harness import children_of, group_members, kv, wait_until, zombies_of
+from harness import children_of, group_members, kv, ping_behind_busy_connections, wait_until, zombies_of
 
 
 def test_each_connection_gets_its_own_child(start):
@@ -61,17 +61,8 @@ def test_no_zombies_after_100_connections(start):
 
 def test_max_children_makes_the_next_client_wait(start):
     server = start("fork_per_conn", "--max-children", "2")
-    holders = [server.connect(timeout=10) for _ in range(2)]
-    began = time.monotonic()
-    for h in holders:
-        h.send("SLEEP 1000\nQUIT\n")  # the connection (and so the child/worker) ends after 1 s
-    time.sleep(0.2)
-    with server.connect(timeout=10) as third:
-        assert third.ask("PING") == "PONG"
-        answered = time.monotonic() - began
-    for h in holders:
-        assert h.line() == "SLEPT 1000"
-        h.close()
+    answered, slept = ping_behind_busy_connections(server, busy=2)
+    assert slept == ["SLEPT 1000"] * 2
     assert answered >= 0.9, (
         f"the third client was answered after {answered:.2f} s while 2 children (the --max-children limit) "
         "were busy for 1 s: it must wait until one exits")
