@@ -3,12 +3,14 @@
 //     master: listen, create the scoreboard, fork N workers, then supervise
 //     worker: loop { accept; serve that connection until it ends }
 //
-// Every worker inherits the one listening socket and blocks in accept() on
-// it; when a connection arrives the kernel wakes one of them (accept has
-// been wake-one on Linux since 2.4). No fork per connection any more, and the
-// number of processes is fixed. The limit: N workers serve N connections at
-// once; client N+1 waits in the backlog until a worker is free.
-// See docs/03-prefork.md.
+// Every worker inherits the one listening socket and, by default, blocks in
+// accept() on it; when a connection arrives the kernel wakes one of them
+// (accept has been wake-one on Linux since 2.4). --accept chooses another
+// way to compete (accept.hpp), and the scoreboard counts what each costs.
+// No fork per connection any more, and the number of processes is fixed.
+// The limit: N workers serve N connections at once; client N+1 waits in the
+// backlog until a worker is free. See docs/03-prefork.md.
+#include "accept.hpp"
 #include "cli.hpp"
 #include "master.hpp"
 #include "net.hpp"
@@ -21,22 +23,31 @@ int main(int argc, char** argv) {
 
     sl::CommonOptions options;
     int workers = sl::cpu_count();
+    std::string strategy = "blocking";
     sl::MasterOptions master{kModel};
     CLI::App app{"A master and N prefork workers competing in accept().", std::string(kModel)};
     sl::add_common_options(app, options);
     app.add_option("--workers", workers, "worker processes (default: the number of CPUs)")
         ->capture_default_str()
         ->check(CLI::Range(1, 1024));
+    app.add_option("--accept", strategy, "how workers compete for connections")
+        ->capture_default_str()
+        ->check(CLI::IsMember(sl::accept_strategy_names()));
     sl::add_graceful_timeout_option(app, master.graceful_timeout_s);
     CLI11_PARSE(app, argc, argv);
 
     sl::start_process("master", options);
-    sl::Fd listener = sl::listen_or_die(options.listen());
+    // The strategy decides how the socket is shared: blocking or not, or
+    // (reuseport) only bound by the master, with a listener per worker.
+    const sl::ListenOptions listen = sl::listen_options_for(strategy, options.listen());
+    sl::Fd listener = sl::listen_or_die(listen);
     sl::announce_listening(kModel, options.host, listener.get());
 
     // One slot per worker in memory every process shares. It must exist
     // before the first fork: workers write their counters, STATS sums them.
     sl::Scoreboard board(workers);
+    auto acceptor = sl::make_accept_strategy(strategy, listener.get(), listen, workers);
+    master.dispatcher = acceptor->dispatcher();
 
     // What each worker runs, in its own process, after fork().
     auto worker_main = [&](int slot) {
@@ -47,12 +58,13 @@ int main(int argc, char** argv) {
         ctx.idle_timeout_s = options.idle_timeout;
         ctx.counters = &me.counters;
         ctx.totals = [&] { return board.totals(kModel); };
+        acceptor->worker_init(slot);
 
         while (!sl::stop_requested()) {
             me.set_state(sl::WorkerState::idle);
-            // Blocks in accept(2) with every other idle worker; the kernel
-            // hands the connection to one. A stop interrupts it (EINTR).
-            sl::Fd conn = sl::try_accept(listener.get());
+            // Waits with every other idle worker; who is woken depends on the
+            // strategy. Empty: a stop, or another worker won this one.
+            sl::Fd conn = acceptor->accept(me);
             if (!conn) continue;
             me.set_state(sl::WorkerState::busy);
             uint64_t serial = ++me.counters.connections;

@@ -118,8 +118,11 @@ std::string format_identity(const Identity& w) {
 }
 
 std::string format_totals(const Totals& t) {
-    return fmt::format("model={} workers={} connections={} requests={} uptime_ms={}", t.model, t.workers,
-                       t.connections, t.requests, t.uptime_ms);
+    std::string line = fmt::format("model={} workers={} connections={} requests={} uptime_ms={}", t.model,
+                                   t.workers, t.connections, t.requests, t.uptime_ms);
+    if (t.has_accept_counters)
+        line += fmt::format(" accepts={} wakeups={} spurious={}", t.accepts, t.wakeups, t.spurious);
+    return line;
 }
 
 Answer execute(const Command& c, const ServerView& server) {

@@ -55,6 +55,11 @@ struct Totals {
     uint64_t connections = 0;
     uint64_t requests = 0;
     uint64_t uptime_ms = 0;
+    // Accept competition (prefork models): printed only where has_accept_counters.
+    bool has_accept_counters = false;
+    uint64_t accepts = 0;
+    uint64_t wakeups = 0;
+    uint64_t spurious = 0;
 };
 
 /// What execute() needs from the running server.

@@ -1,10 +1,12 @@
 #include "master.hpp"
 
+#include "accept.hpp"
 #include "children.hpp"
 #include "clock.hpp"
 #include "signals.hpp"
 #include "trace.hpp"
 
+#include <poll.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -28,7 +30,7 @@ public:
         // The master's loop: sleep until a signal, then a flat list of
         // "if this happened, deal with it" (nginx's master cycle).
         while (!stop_requested()) {
-            wait_for_event(1000);
+            wait(1000);
             if (take_child_exited()) reap_children();
             if (take_report_request()) print_table();
             respawn_empty_slots();  // slots whose fork() failed get another try each second
@@ -46,10 +48,23 @@ private:
         rusage usage{};
     };
 
+    // Sleeps until a signal event (or, with a dispatcher, a connection or a
+    // ready worker) or the timeout; drains the event pipe.
+    void wait(int timeout_ms) {
+        Dispatcher* d = options_.dispatcher;
+        if (d == nullptr) return wait_for_event(timeout_ms);
+        std::vector<pollfd> fds{{event_fd(), POLLIN, 0}};
+        d->poll_set(fds);
+        if (::poll(fds.data(), fds.size(), timeout_ms) <= 0) return;  // EINTR: the flags say why
+        if (fds[0].revents != 0) drain_events();
+        d->on_ready(fds);
+    }
+
     // Forks a worker for `slot`. Returns in the master only: the child runs
     // worker_main and exits.
     void spawn_worker(int slot) {
         const pid_t master = ::getpid();
+        if (options_.dispatcher) options_.dispatcher->before_fork(slot);
         pid_t pid = ::fork();
         if (pid < 0) {
             log("fork: {} (worker {} not started; retrying in a second)", std::strerror(errno), slot);
@@ -57,8 +72,10 @@ private:
         }
         if (pid == 0) {
             become_worker(slot, master);
+            if (options_.dispatcher) options_.dispatcher->after_fork_in_worker(slot);
             ::_exit(worker_main_(slot));  // _exit: never run the master's atexit handlers or flush its stdio twice
         }
+        if (options_.dispatcher) options_.dispatcher->after_fork_in_master(slot);
         board_.begin(slot, pid);
         children_.add(pid, slot);
         last_[slot].pid = pid;
@@ -80,6 +97,7 @@ private:
             if (e.slot < 0) continue;
             board_.retire(e.slot);
             last_[e.slot].usage = e.usage;
+            if (options_.dispatcher) options_.dispatcher->worker_gone(e.slot);
             if (stop_requested()) continue;
             log("worker {} (pid {}) {}; replacing it", e.slot, e.pid, describe_exit(e.status));
             spawn_worker(e.slot);
@@ -95,7 +113,9 @@ private:
         std::vector<WorkerRow> rows;
         for (int slot = 0; slot < board_.size(); ++slot) {
             const WorkerSlot& w = board_.slot(slot);
-            WorkerRow r{slot, w.pid, w.state, w.counters.connections, w.counters.requests, 0, 0};
+            WorkerRow r{slot, w.pid, w.state, w.counters.connections, w.counters.requests,
+                        w.wakeups,   w.spurious, w.lock_waits,           0,
+                        0};
             if (r.pid != 0) {
                 process_cpu(r.pid, r.user_s, r.sys_s);
             } else {  // nobody in the slot now: its last worker's figures

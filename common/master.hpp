@@ -15,9 +15,12 @@
 
 namespace sl {
 
+class Dispatcher;
+
 struct MasterOptions {
     std::string_view model;
     int graceful_timeout_s = 10;
+    Dispatcher* dispatcher = nullptr;  // where the master hands out connections (--accept pass-fd)
 };
 
 /// What runs in a worker after fork(): gets its slot, returns its exit status.

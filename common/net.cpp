@@ -97,7 +97,7 @@ Fd listen_or_die(const ListenOptions& o) {
     if (o.reuseport) set_flag(fd.get(), SOL_SOCKET, SO_REUSEPORT, o, "setsockopt SO_REUSEPORT");
     if (::bind(fd.get(), &addr.any, len) < 0) die(o, "bind");
     // The backlog is a hint: Linux caps it at net.core.somaxconn.
-    if (::listen(fd.get(), o.backlog) < 0) die(o, "listen");
+    if (o.listen && ::listen(fd.get(), o.backlog) < 0) die(o, "listen");
     return fd;
 }
 

@@ -21,6 +21,7 @@ struct ListenOptions {
     int backlog = 511;
     bool reuseport = false;    // SO_REUSEPORT: several sockets may bind the same port (Linux 3.9)
     bool nonblocking = false;  // O_NONBLOCK on the listener (shared with every process that inherits it)
+    bool listen = true;        // false: bind only, to hold the port (prefork --accept reuseport's master)
 };
 
 /// socket + SO_REUSEADDR (+ SO_REUSEPORT) + bind + listen, for start-up only:

@@ -38,6 +38,9 @@ void Scoreboard::begin(int i, pid_t pid) {
     w.counters.connections = 0;
     w.counters.requests = 0;
     w.counters.last_active_ms = monotonic_ms();
+    w.wakeups = 0;
+    w.spurious = 0;
+    w.lock_waits = 0;
     w.started_ms = monotonic_ms();
     w.set_state(WorkerState::starting);
     w.pid = pid;
@@ -47,6 +50,8 @@ void Scoreboard::retire(int i) {
     WorkerSlot& w = slots_[i];
     header_->retired_accepts += w.counters.connections.load();
     header_->retired_requests += w.counters.requests.load();
+    header_->retired_wakeups += w.wakeups.load();
+    header_->retired_spurious += w.spurious.load();
     w.pid = 0;
     w.set_state(WorkerState::empty);
 }
@@ -60,22 +65,30 @@ uint64_t Scoreboard::live_workers() const {
 Totals Scoreboard::totals(std::string_view model) const {
     Totals t{model, 0, header_->retired_accepts.load(), header_->retired_requests.load(),
              static_cast<uint64_t>(monotonic_ms() - header_->started_ms)};
+    t.has_accept_counters = true;
+    t.wakeups = header_->retired_wakeups.load();
+    t.spurious = header_->retired_spurious.load();
     for (int i = 0; i < size(); ++i) {
         const WorkerSlot& w = slots_[i];
         if (w.pid.load(std::memory_order_relaxed) == 0) continue;
         ++t.workers;
         t.connections += w.counters.connections.load(std::memory_order_relaxed);
         t.requests += w.counters.requests.load(std::memory_order_relaxed);
+        t.wakeups += w.wakeups.load(std::memory_order_relaxed);
+        t.spurious += w.spurious.load(std::memory_order_relaxed);
     }
+    t.accepts = t.connections;
     return t;
 }
 
 void print_worker_table(const std::vector<WorkerRow>& rows) {
-    std::string table = fmt::format("{:>4} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8}\n", "slot", "pid", "state", "accepts",
-                                    "requests", "user_s", "sys_s");
+    std::string table = fmt::format("{:>4} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8} {:>8}\n", "slot", "pid",
+                                    "state", "accepts", "requests", "wakeups", "spurious", "lock_waits", "user_s",
+                                    "sys_s");
     for (const WorkerRow& r : rows)
-        table += fmt::format("{:>4} {:>8} {:>8} {:>9} {:>9} {:>8.3f} {:>8.3f}\n", r.slot, r.pid,
-                             state_name(r.state), r.accepts, r.requests, r.user_s, r.sys_s);
+        table += fmt::format("{:>4} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8.3f} {:>8.3f}\n", r.slot, r.pid,
+                             state_name(r.state), r.accepts, r.requests, r.wakeups, r.spurious, r.lock_waits,
+                             r.user_s, r.sys_s);
     table.pop_back();
     write_line(table);  // one write(2): the table is not interleaved with workers' traces
 }

@@ -35,6 +35,10 @@ struct alignas(64) WorkerSlot {
     std::atomic<WorkerState> state{WorkerState::empty};
     std::atomic<int64_t> started_ms{0};
     Counters counters;  // connections = this worker's accepts
+    // Accept competition, counted by the accept strategy (accept.hpp):
+    std::atomic<uint64_t> wakeups{0};     // returns from the wait that precedes accept
+    std::atomic<uint64_t> spurious{0};    // wakeups that got no connection: another worker won
+    std::atomic<uint64_t> lock_waits{0};  // times the accept lock was held by another worker
 
     void set_state(WorkerState s) { state.store(s, std::memory_order_relaxed); }
 };
@@ -71,6 +75,8 @@ private:
         int64_t started_ms = 0;
         std::atomic<uint64_t> retired_accepts{0};
         std::atomic<uint64_t> retired_requests{0};
+        std::atomic<uint64_t> retired_wakeups{0};
+        std::atomic<uint64_t> retired_spurious{0};
     };
     Header* header_;
     WorkerSlot* slots_;
@@ -83,6 +89,9 @@ struct WorkerRow {
     WorkerState state = WorkerState::empty;
     uint64_t accepts = 0;
     uint64_t requests = 0;
+    uint64_t wakeups = 0;
+    uint64_t spurious = 0;
+    uint64_t lock_waits = 0;
     double user_s = 0;  // CPU seconds: from /proc while it runs, from wait4(2) once reaped
     double sys_s = 0;
 };
