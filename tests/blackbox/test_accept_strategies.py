@@ -89,3 +89,19 @@ def test_robust_mutex_survives_the_death_of_its_holder(start):
     assert "accept mutex: its holder died; recovering it" in server.stderr(), (
         f"worker {holder[0]} died holding the accept mutex, so the next locker should have recovered it "
         f"(EOWNERDEAD); stderr: {server.stderr()[-500:]}")
+
+
+def test_herd_experiment_runs_and_reports_json(bin_dir):
+    """build/bin/herd end to end on a small scale: valid JSON, one row per strategy, nothing lost."""
+    import json
+    import subprocess
+    r = subprocess.run([bin_dir / "herd", "--workers", "2", "--connections", "30", "--clients", "2",
+                        "--duration", "0.3", "--strategies", "blocking,poll,pass-fd", "--json"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert [row["strategy"] for row in report["rows"]] == ["blocking", "poll", "pass-fd"]
+    for row in report["rows"]:
+        assert row["accepts"] == 30, f"{row['strategy']}: 30 connections made, {row['accepts']} counted"
+        assert row["errors"] == 0 and row["conn_per_s"] > 0, row
+    assert report["rows"][0]["spurious_per_accept"] == 0, "blocking accept has no spurious wakeups"
