@@ -27,15 +27,26 @@
 namespace sl {
 namespace {
 
-bool send_fd(int channel, int fd) {
+// One byte of data (a message must carry some) and room for one descriptor.
+struct FdMessage {
     char byte = 'c';
     iovec iov{&byte, 1};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
     msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
+
+    FdMessage() {
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+    }
+    FdMessage(const FdMessage&) = delete;  // msg points into this object
+    FdMessage& operator=(const FdMessage&) = delete;
+};
+
+bool send_fd(int channel, int fd) {
+    FdMessage m;
+    msghdr& msg = m.msg;
     cmsghdr* c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
@@ -49,14 +60,8 @@ bool send_fd(int channel, int fd) {
 
 // An empty Fd at end of stream (the master is gone) or on error.
 Fd recv_fd(int channel) {
-    char byte = 0;
-    iovec iov{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
+    FdMessage m;
+    msghdr& msg = m.msg;
     for (;;) {
         ssize_t n = ::recvmsg(channel, &msg, MSG_CMSG_CLOEXEC);  // the received fd is close-on-exec too
         if (n < 0 && errno == EINTR) continue;

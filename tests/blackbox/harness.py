@@ -240,3 +240,24 @@ def ping_behind_busy_connections(server, busy, ms=1000):
     finally:
         for h in holders:
             h.close()
+
+
+def echo_from_clients(server, clients, per_client, timeout=60):
+    """`clients` threads each make `per_client` connections with one ECHO; returns the errors seen."""
+    import threading
+    errors = []
+
+    def client(n):
+        try:
+            for i in range(per_client):
+                with server.connect() as c:
+                    assert c.ask(f"ECHO {n}.{i}") == f"{n}.{i}"
+        except Exception as e:  # noqa: BLE001 - reported with the client number
+            errors.append(f"client {n}: {e!r}")
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    return errors

@@ -1,11 +1,9 @@
 """prefork --accept: every strategy serves correctly, and the herd is measurable."""
 import os
 import signal
-import threading
-
 import pytest
 
-from harness import children_of, group_members, kv, wait_until
+from harness import children_of, echo_from_clients, group_members, kv, wait_until
 
 STRATEGIES = ["blocking", "poll", "epoll", "epoll-exclusive", "lock-fcntl", "lock-mutex", "reuseport", "pass-fd"]
 
@@ -20,21 +18,8 @@ def start_workers(start, strategy, workers=4):
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_strategy_serves_concurrent_clients_and_stops_cleanly(start, strategy):
     server = start_workers(start, strategy)
-    errors, per_client = [], 60
-
-    def client(n):
-        try:
-            for i in range(per_client):
-                with server.connect() as c:
-                    assert c.ask(f"ECHO {n}.{i}") == f"{n}.{i}"
-        except Exception as e:  # noqa: BLE001 - reported with the client number
-            errors.append(f"client {n}: {e!r}")
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    per_client = 60
+    errors = echo_from_clients(server, clients=4, per_client=per_client)
     assert not errors, f"--accept {strategy}: {errors[:3]}"
     with server.connect() as c:
         stats = kv(c.ask("STATS"))

@@ -1,10 +1,9 @@
 """03_prefork: a supervising master, N workers, a shared scoreboard."""
 import os
 import signal
-import threading
 import time
 
-from harness import children_of, group_members, kv, ping_behind_busy_connections, proc_stat, wait_until
+from harness import children_of, echo_from_clients, group_members, kv, ping_behind_busy_connections, proc_stat, wait_until
 
 
 def start_prefork(start, workers, *args):
@@ -116,19 +115,5 @@ def _alive(pid):
 
 def test_concurrent_clients_over_several_workers(start):
     server = start_prefork(start, 2)
-    errors = []
-
-    def client(n):
-        try:
-            for _ in range(20):
-                with server.connect() as c:
-                    assert c.ask(f"ECHO {n}") == str(n)
-        except Exception as e:  # noqa: BLE001 - reported below with the client number
-            errors.append(f"client {n}: {e!r}")
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=20)
+    errors = echo_from_clients(server, clients=4, per_client=20)
     assert not errors, errors
