@@ -31,9 +31,26 @@ private:
     uint64_t serial_;
 };
 
+// CPU already used when main() began. exec() keeps a process's CPU times and
+// those of the children it reaped, so a server started by a script (./lab run
+// builds first, then execs) would otherwise report the build's CPU as its own.
+struct CpuBaseline {
+    double user = 0, sys = 0;
+};
+CpuBaseline g_baseline;
+
+CpuBaseline cpu_used() {
+    rusage self{}, children{};
+    ::getrusage(RUSAGE_SELF, &self);
+    ::getrusage(RUSAGE_CHILDREN, &children);
+    return {to_seconds(self.ru_utime) + to_seconds(children.ru_utime),
+            to_seconds(self.ru_stime) + to_seconds(children.ru_stime)};
+}
+
 }  // namespace
 
 void start_process(std::string_view role, const CommonOptions& options) {
+    g_baseline = cpu_used();
     set_role(std::string(role));
     enable_trace(options.trace);
     install_stop_handlers();
@@ -105,11 +122,9 @@ void serve_connection(Fd conn, const ServerContext& ctx, uint64_t serial) {
 }  // `conn` closes here
 
 void print_summary(std::string_view model, uint64_t connections, uint64_t requests) {
-    rusage self{}, children{};
-    ::getrusage(RUSAGE_SELF, &self);
-    ::getrusage(RUSAGE_CHILDREN, &children);
-    double user = to_seconds(self.ru_utime) + to_seconds(children.ru_utime);
-    double sys = to_seconds(self.ru_stime) + to_seconds(children.ru_stime);
+    CpuBaseline now = cpu_used();
+    double user = now.user - g_baseline.user;
+    double sys = now.sys - g_baseline.sys;
     write_line(fmt::format("{} stopped: {} connections, {} requests, CPU user {:.3f} s sys {:.3f} s "
                            "(self and children)",
                            model, connections, requests, user, sys));

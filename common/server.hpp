@@ -47,8 +47,8 @@ void announce_listening(std::string_view model, std::string_view host, int liste
 void serve_connection(Fd conn, const ServerContext& ctx, uint64_t serial);
 
 /// The closing line on stderr: connections, requests, and the CPU time of this
-/// process and its reaped children (getrusage), the figure UNP ch. 30 compares
-/// server designs by.
+/// process and its reaped children (getrusage) since start_process(), the
+/// figure UNP ch. 30 compares server designs by.
 void print_summary(std::string_view model, uint64_t connections, uint64_t requests);
 
 }  // namespace sl

@@ -1,8 +1,11 @@
 """01_single_process: its lesson, and the lifecycle every model shares."""
+import re
 import signal
 import subprocess
 import threading
 import time
+
+from harness import Server
 
 
 def test_one_slow_client_stalls_everyone(start):
@@ -71,3 +74,19 @@ def test_trace_names_pid_and_role(start):
     err = server.stderr()
     assert f"pid {server.pid} tid {server.pid} single_process: started" in err, err
     assert "single_process: conn 1: PING -> PONG" in err, err
+
+
+def test_summary_counts_only_the_servers_own_cpu(bin_dir):
+    """CPU used before exec (e.g. by ./lab building first) must not appear in the server's summary."""
+    def burn_cpu_then_exec():
+        began = time.process_time()
+        while time.process_time() - began < 0.6:
+            pass
+
+    with Server([bin_dir / "single_process", "--port", "0"], preexec_fn=burn_cpu_then_exec) as server:
+        assert server.stop() == 0
+        m = re.search(r"CPU user ([\d.]+) s sys ([\d.]+) s", server.stderr())
+        assert m, server.stderr()
+        used = float(m.group(1)) + float(m.group(2))
+        assert used < 0.3, (f"the summary reports {used:.2f} s of CPU for an idle server whose process "
+                            "burnt 0.6 s before exec: it must count from its own start")
