@@ -22,18 +22,15 @@ int main(int argc, char** argv) {
     constexpr std::string_view kModel = "prefork";
 
     sl::CommonOptions options;
-    int workers = sl::cpu_count();
     std::string strategy = "blocking";
-    sl::MasterOptions master{kModel};
+    sl::MasterOptions master;
+    master.model = kModel;
     CLI::App app{"A master and N prefork workers competing in accept().", std::string(kModel)};
     sl::add_common_options(app, options);
-    app.add_option("--workers", workers, "worker processes (default: the number of CPUs)")
-        ->capture_default_str()
-        ->check(CLI::Range(1, 1024));
+    sl::add_pool_options(app, master.pool);  // --workers, --pool dynamic, --max-requests ...
     app.add_option("--accept", strategy, "how workers compete for connections")
         ->capture_default_str()
         ->check(CLI::IsMember(sl::accept_strategy_names()));
-    sl::add_graceful_timeout_option(app, master.graceful_timeout_s);
     CLI11_PARSE(app, argc, argv);
 
     sl::start_process("master", options);
@@ -43,10 +40,11 @@ int main(int argc, char** argv) {
     sl::Fd listener = sl::listen_or_die(listen);
     sl::announce_listening(kModel, options.host, listener.get());
 
-    // One slot per worker in memory every process shares. It must exist
-    // before the first fork: workers write their counters, STATS sums them.
-    sl::Scoreboard board(workers);
-    auto acceptor = sl::make_accept_strategy(strategy, listener.get(), listen, workers);
+    // One slot per worker in memory every process shares (with room for a
+    // pool that grows or restarts). It must exist before the first fork:
+    // workers write their counters, STATS sums them.
+    sl::Scoreboard board(master.pool.slots());
+    auto acceptor = sl::make_accept_strategy(strategy, listener.get(), listen, board.size());
     master.dispatcher = acceptor->dispatcher();
 
     // What each worker runs, in its own process, after fork().
@@ -58,9 +56,12 @@ int main(int argc, char** argv) {
         ctx.idle_timeout_s = options.idle_timeout;
         ctx.counters = &me.counters;
         ctx.totals = [&] { return board.totals(kModel); };
+        ctx.debug_commands = master.pool.debug_commands;
         acceptor->worker_init(slot);
 
-        while (!sl::stop_requested()) {
+        // Serve until told to stop, or until --max-requests says to make way
+        // for a fresh worker (checked between connections: none is cut short).
+        while (!sl::stop_requested() && !me.recycle_due()) {
             me.set_state(sl::WorkerState::idle);
             // Waits with every other idle worker; who is woken depends on the
             // strategy. Empty: a stop, or another worker won this one.

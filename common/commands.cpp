@@ -4,7 +4,10 @@
 
 #include <fmt/format.h>
 
+#include <sys/resource.h>
+
 #include <cerrno>
+#include <cstdlib>
 #include <charconv>
 #include <ctime>
 
@@ -41,6 +44,14 @@ void sleep_ms(uint64_t ms) {
     }
     while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, nullptr) == EINTR) {
     }
+}
+
+// The CRASH test hook: die the way a buggy worker would, without leaving a
+// core file in the working directory.
+[[noreturn]] void crash() {
+    rlimit no_core{0, 0};
+    ::setrlimit(RLIMIT_CORE, &no_core);
+    std::abort();
 }
 
 }  // namespace
@@ -88,7 +99,7 @@ Command parse_command(std::string_view line) {
         Verb verb;
     };
     static constexpr Plain plain[] = {
-        {"PING", Verb::ping}, {"WHO", Verb::who}, {"STATS", Verb::stats}, {"QUIT", Verb::quit}};
+        {"PING", Verb::ping}, {"WHO", Verb::who}, {"STATS", Verb::stats}, {"QUIT", Verb::quit}, {"CRASH", Verb::crash}};
     for (const Plain& p : plain) {
         if (!iequals(word, p.name)) continue;
         if (!trim(rest).empty()) return invalid_command(fmt::format("{} takes no argument", p.name));
@@ -142,6 +153,9 @@ Answer execute(const Command& c, const ServerView& server) {
         return {format_totals(server.totals())};
     case Verb::quit:
         return {"BYE", true};
+    case Verb::crash:
+        if (!server.debug_commands()) return {"ERR unknown command 'CRASH'", false, true};
+        crash();
     case Verb::invalid:
         break;
     }

@@ -12,7 +12,7 @@
 
 namespace sl {
 
-enum class Verb { ping, echo, sleep, work, who, stats, quit, invalid };
+enum class Verb { ping, echo, sleep, work, who, stats, quit, crash, invalid };
 
 inline constexpr uint64_t kMaxSleepMs = 60000;
 inline constexpr uint64_t kMaxWorkSteps = 1000000000;
@@ -68,6 +68,8 @@ public:
     virtual ~ServerView() = default;
     virtual Identity identity() const = 0;
     virtual Totals totals() const = 0;
+    /// CRASH is a test hook, refused unless the server was started with --debug-commands.
+    virtual bool debug_commands() const { return false; }
 };
 
 struct Answer {

@@ -33,8 +33,10 @@ Scoreboard::Scoreboard(int slots) {
     for (int i = 0; i < slots; ++i) new (&slots_[i]) WorkerSlot();
 }
 
-void Scoreboard::begin(int i, pid_t pid) {
+void Scoreboard::begin(int i, pid_t pid, uint64_t max_requests) {
     WorkerSlot& w = slots_[i];
+    w.max_requests = max_requests;
+    w.counters.busy_since_ms = 0;
     w.counters.connections = 0;
     w.counters.requests = 0;
     w.counters.last_active_ms = monotonic_ms();

@@ -39,6 +39,13 @@ struct alignas(64) WorkerSlot {
     std::atomic<uint64_t> wakeups{0};     // returns from the wait that precedes accept
     std::atomic<uint64_t> spurious{0};    // wakeups that got no connection: another worker won
     std::atomic<uint64_t> lock_waits{0};  // times the accept lock was held by another worker
+    std::atomic<uint64_t> max_requests{0};  // set by the master at spawn: leave after this many (0: never)
+
+    /// --max-requests reached: the worker should leave once its connection ends.
+    bool recycle_due() const {
+        uint64_t limit = max_requests.load(std::memory_order_relaxed);
+        return limit != 0 && counters.requests.load(std::memory_order_relaxed) >= limit;
+    }
 
     void set_state(WorkerState s) { state.store(s, std::memory_order_relaxed); }
 };
@@ -58,12 +65,23 @@ public:
     WorkerSlot& slot(int i) { return slots_[i]; }
     const WorkerSlot& slot(int i) const { return slots_[i]; }
 
-    /// Master: a new worker `pid` starts in slot `i` (counters reset).
-    void begin(int i, pid_t pid);
+    /// Master: a new worker `pid` starts in slot `i` (counters reset); it
+    /// leaves after `max_requests` requests (0: never).
+    void begin(int i, pid_t pid, uint64_t max_requests = 0);
     /// Master: the worker in slot `i` was reaped. Its counts join the retired
     /// totals and the slot is marked empty; its numbers stay readable until
     /// the slot is reused, for the stop table.
     void retire(int i);
+
+    /// What the master did, for the tables: written by the master only.
+    struct Events {
+        std::atomic<uint64_t> spawns{0};
+        std::atomic<uint64_t> deaths{0};       // unexpected: crashes, kills, failed starts
+        std::atomic<uint64_t> retirements{0};  // asked to leave: pool shrink, TTOU, HUP, timeouts
+        std::atomic<uint64_t> backoffs{0};     // respawns delayed by the crash-loop backoff
+    };
+    Events& events() { return header_->events; }
+    const Events& events() const { return header_->events; }
 
     /// STATS for the whole server: retired counts plus every live slot's.
     Totals totals(std::string_view model) const;
@@ -77,6 +95,7 @@ private:
         std::atomic<uint64_t> retired_requests{0};
         std::atomic<uint64_t> retired_wakeups{0};
         std::atomic<uint64_t> retired_spurious{0};
+        Events events;
     };
     Header* header_;
     WorkerSlot* slots_;

@@ -25,6 +25,7 @@ public:
         return {ctx_.model, ::getpid(), ::getppid(), static_cast<pid_t>(::syscall(SYS_gettid)), ctx_.worker, serial_};
     }
     Totals totals() const override { return ctx_.totals(); }
+    bool debug_commands() const override { return ctx_.debug_commands; }
 
 private:
     const ServerContext& ctx_;
@@ -75,7 +76,10 @@ const char* run_connection(int fd, Session& session, const ServerContext& ctx, u
         // Answer every complete request already received, one at a time.
         size_t used = 0;
         for (;;) {
+            // busy_since lets a master see a request that takes too long (--request-timeout).
+            ctx.counters->busy_since_ms.store(monotonic_ms(), std::memory_order_relaxed);
             Session::Step s = session.step(std::string_view(in).substr(used), out);
+            ctx.counters->busy_since_ms.store(0, std::memory_order_relaxed);
             if (s.consumed == 0) break;
             used += s.consumed;
             if (!s.answered) continue;

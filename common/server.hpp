@@ -21,6 +21,7 @@ struct Counters {
     std::atomic<uint64_t> connections{0};
     std::atomic<uint64_t> requests{0};
     std::atomic<int64_t> last_active_ms{0};  // monotonic: the last accept or answered request
+    std::atomic<int64_t> busy_since_ms{0};   // monotonic: when the request being executed began; 0: none
 };
 
 /// What a model tells serve_connection about itself.
@@ -30,6 +31,7 @@ struct ServerContext {
     int idle_timeout_s = 30;
     Counters* counters = nullptr;    // serve_connection counts answered requests here
     std::function<Totals()> totals;  // STATS: the whole server
+    bool debug_commands = false;     // CRASH is accepted (a test hook of the prefork models)
 };
 
 /// Names the process for logs and traces, turns on --trace, installs the stop

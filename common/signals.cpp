@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 
 namespace sl {
 namespace {
@@ -15,7 +16,13 @@ namespace {
 volatile sig_atomic_t g_stop = 0;
 volatile sig_atomic_t g_child_exited = 0;
 volatile sig_atomic_t g_report = 0;
+volatile sig_atomic_t g_reload = 0;
+volatile sig_atomic_t g_more = 0;
+volatile sig_atomic_t g_fewer = 0;
+volatile sig_atomic_t g_quit = 0;
 int g_stop_pipe[2] = {-1, -1};
+// The signals only a supervising master acts on.
+constexpr int kMasterSignals[] = {SIGUSR1, SIGHUP, SIGTTIN, SIGTTOU, SIGQUIT};
 int g_event_pipe[2] = {-1, -1};
 
 void poke(int fd) {
@@ -29,6 +36,10 @@ void on_master_signal(int sig) {
     int saved = errno;  // write(2) may change errno under the interrupted code
     if (sig == SIGCHLD) g_child_exited = 1;
     if (sig == SIGUSR1) g_report = 1;
+    if (sig == SIGHUP) g_reload = 1;
+    if (sig == SIGTTIN) g_more = 1;
+    if (sig == SIGTTOU) g_fewer = 1;
+    if (sig == SIGQUIT) g_quit = 1;
     poke(g_event_pipe[1]);
     errno = saved;
 }
@@ -85,16 +96,16 @@ void install_stop_handlers() {
 void install_master_handlers() {
     make_pipe(g_event_pipe);
     set_handler(SIGCHLD, on_master_signal);
-    set_handler(SIGUSR1, on_master_signal);
+    for (int sig : kMasterSignals) set_handler(sig, on_master_signal);
 }
 
 void reset_signals_after_fork() {
     set_handler(SIGCHLD, SIG_DFL);
-    set_handler(SIGUSR1, SIG_IGN);
+    for (int sig : kMasterSignals) set_handler(sig, SIG_IGN);
     close_pipe(g_event_pipe);
     close_pipe(g_stop_pipe);
     g_child_exited = 0;
-    g_report = 0;
+    for (volatile sig_atomic_t* flag : {&g_report, &g_reload, &g_more, &g_fewer, &g_quit}) *flag = 0;
     make_pipe(g_stop_pipe);
     if (g_stop) poke(g_stop_pipe[1]);  // a stop that reached the parent before fork() still holds
 }
@@ -117,6 +128,22 @@ bool take_child_exited() {
 
 bool take_report_request() {
     return take(g_report);
+}
+
+bool take_reload() {
+    return take(g_reload);
+}
+
+bool take_more_workers() {
+    return take(g_more);
+}
+
+bool take_fewer_workers() {
+    return take(g_fewer);
+}
+
+bool take_quit() {
+    return take(g_quit);
 }
 
 void drain_events() {

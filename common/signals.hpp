@@ -23,14 +23,14 @@ namespace sl {
 void install_stop_handlers();
 
 /// For a process that supervises children (02's parent, the prefork master):
-/// SIGCHLD and SIGUSR1 set their flags and write a byte into the *event
-/// pipe*, which the one supervising loop drains (wait_for_event). A stop
-/// writes there too, so the supervisor wakes for it.
+/// SIGCHLD, SIGUSR1, SIGHUP, SIGTTIN, SIGTTOU and SIGQUIT set their flags
+/// and write a byte into the *event pipe*, which the one supervising loop
+/// drains (wait_for_event). A stop writes there too, so the supervisor wakes.
 void install_master_handlers();
 
 /// In a child right after fork(): the master's handlers go back to their
-/// defaults (SIGUSR1 is ignored, so a USR1 to the whole process group does not
-/// kill workers), the inherited pipes are closed and a fresh stop pipe is
+/// defaults (SIGUSR1, SIGHUP, SIGTTIN, SIGTTOU and SIGQUIT are ignored, so a
+/// signal to the whole process group reaches only the master's meaning), the inherited pipes are closed and a fresh stop pipe is
 /// made. Without this a child's stop byte would land in its parent's pipe.
 void reset_signals_after_fork();
 
@@ -50,7 +50,11 @@ void request_stop();
 /// Clearing before acting means a signal that arrives meanwhile is not lost:
 /// it sets the flag again and the next round sees it.
 bool take_child_exited();
-bool take_report_request();
+bool take_report_request();  // SIGUSR1
+bool take_reload();          // SIGHUP
+bool take_more_workers();    // SIGTTIN
+bool take_fewer_workers();   // SIGTTOU
+bool take_quit();            // SIGQUIT
 
 /// Drains the event pipe (non-blocking). Called after poll() reported it readable.
 void drain_events();
