@@ -115,9 +115,9 @@ std::string peer_name(int fd) {
     return format_address(addr);
 }
 
-Wait wait_readable(int fd, int timeout_ms) {
+Wait wait_readable(int fd, int timeout_ms, bool wake_on_stop) {
     // poll(2) skips entries whose fd is negative, so missing pipes cost nothing.
-    pollfd fds[3] = {{fd, POLLIN, 0}, {stop_fd(), POLLIN, 0}, {event_fd(), POLLIN, 0}};
+    pollfd fds[3] = {{fd, POLLIN, 0}, {wake_on_stop ? stop_fd() : -1, POLLIN, 0}, {event_fd(), POLLIN, 0}};
     int64_t deadline = timeout_ms < 0 ? -1 : monotonic_ms() + timeout_ms;
     for (;;) {
         int left = deadline < 0 ? -1 : static_cast<int>(std::max<int64_t>(0, deadline - monotonic_ms()));

@@ -40,7 +40,9 @@ enum class Wait { ready, timeout, stop, event };
 /// Waits until `fd` is readable, `timeout_ms` passes (-1: no limit), a stop is
 /// requested, or (in a supervising process) a signal event arrives, which it
 /// drains: the caller then looks at the flags (see signals.hpp). Retries EINTR.
-Wait wait_readable(int fd, int timeout_ms);
+/// With `wake_on_stop` false a stop does not end the wait (a connection that
+/// must still receive its request during a graceful stop).
+Wait wait_readable(int fd, int timeout_ms, bool wake_on_stop = true);
 
 /// One accept4(2), with its errors sorted the way muduo and nginx sort them:
 ///  - EINTR: retried, unless a stop was requested;

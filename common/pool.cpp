@@ -49,7 +49,7 @@ void add_pool_options(CLI::App& app, PoolOptions& o) {
 
 SpareDecision decide_spares(int idle, int pool_size, const PoolOptions& o, int& rate) {
     if (idle < o.min_spare) {
-        int n = std::min({rate, o.min_spare - idle, o.max_workers - pool_size});
+        int n = std::min(rate, o.max_workers - pool_size);
         rate = std::min(rate * 2, 32);
         return {std::max(n, 0), false};
     }

@@ -66,10 +66,14 @@ void announce_listening(std::string_view model, std::string_view host, int liste
 
 namespace {
 
+// During a graceful stop, how long a connection with no complete request yet may take to send one.
+constexpr int64_t kStopGraceMs = 1000;
+
 // The connection loop. Returns why the connection ended, for the trace.
 const char* run_connection(int fd, Session& session, const ServerContext& ctx, uint64_t serial) {
     const int64_t idle_ms = int64_t{ctx.idle_timeout_s} * 1000;
     int64_t deadline = monotonic_ms() + idle_ms;
+    bool answered_any = false;
     std::string in, out;
     char buf[16384];
     for (;;) {
@@ -83,6 +87,7 @@ const char* run_connection(int fd, Session& session, const ServerContext& ctx, u
             if (s.consumed == 0) break;
             used += s.consumed;
             if (!s.answered) continue;
+            answered_any = true;
             ctx.counters->requests.fetch_add(1, std::memory_order_relaxed);
             int64_t now = monotonic_ms();
             ctx.counters->last_active_ms.store(now, std::memory_order_relaxed);
@@ -94,14 +99,23 @@ const char* run_connection(int fd, Session& session, const ServerContext& ctx, u
             if (stop_requested()) break;
         }
         in.erase(0, used);
-        // A stop: no request is being executed now, so this connection is idle; close it.
-        if (stop_requested()) return "server stopping";
+        // A graceful stop closes a connection that is idle *between* requests.
+        // One just accepted, or holding half a request, is not idle: its
+        // request is on its way. It gets a short grace to arrive (as nginx
+        // closes only its idle keep-alive connections), is answered, and then
+        // the connection closes.
+        if (stop_requested()) {
+            if (answered_any && in.empty()) return "server stopping";
+            deadline = std::min(deadline, monotonic_ms() + kStopGraceMs);
+        }
 
-        switch (wait_readable(fd, static_cast<int>(std::max<int64_t>(0, deadline - monotonic_ms())))) {
+        int timeout = static_cast<int>(std::max<int64_t>(0, deadline - monotonic_ms()));
+        switch (wait_readable(fd, timeout, !stop_requested())) {
         case Wait::stop:
         case Wait::event:
             continue;  // the check above ends it on a stop
         case Wait::timeout:
+            if (stop_requested()) return "server stopping (no request within the grace)";
             write_all(fd, session.idle_goodbye());
             return "idle timeout";
         case Wait::ready:
