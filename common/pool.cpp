@@ -40,8 +40,10 @@ void add_pool_options(CLI::App& app, PoolOptions& o) {
     app.add_flag("--debug-fail-start", o.debug_fail_start, "test hook: workers exit with failure before they are ready");
 
     // Checks that involve several options, once all are parsed.
-    app.callback([&o] {
+    app.callback([&o, &app] {
         if (o.min_spare > o.max_spare) throw CLI::ValidationError("--min-spare", "must not exceed --max-spare");
+        // Unless given, the ceiling follows the pool: --workers 100 needs no --max-workers too.
+        if (app.count("--max-workers") == 0) o.max_workers = std::max(o.max_workers, o.initial_workers());
         if (o.initial_workers() > o.max_workers)
             throw CLI::ValidationError("--max-workers", "must be at least the starting number of workers");
     });

@@ -161,3 +161,15 @@ def test_quit_stops_at_once(start):
         took = time.monotonic() - began
     assert took < 2, f"SIGQUIT took {took:.1f} s: it must not wait for requests"
     assert not group_members(server.pid)
+
+
+def test_inconsistent_pool_options_are_refused(bin_dir):
+    import subprocess
+    for args, mentions in ((["--pool", "dynamic", "--min-spare", "5", "--max-spare", "2"], "--min-spare"),
+                           (["--workers", "8", "--max-workers", "4"], "--max-workers")):
+        r = subprocess.run([bin_dir / "prefork", *args], capture_output=True, text=True, timeout=10)
+        assert r.returncode != 0 and mentions in r.stderr, f"{args}: exit {r.returncode}, {r.stderr!r}"
+
+
+def test_workers_above_the_default_ceiling_need_no_max_workers(start):
+    start_prefork(start, "--workers", "70", workers=70)  # the default --max-workers is 64
