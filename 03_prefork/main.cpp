@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
 
         // Serve until told to stop, or until --max-requests says to make way
         // for a fresh worker (checked between connections: none is cut short).
-        while (!sl::stop_requested() && !me.recycle_due()) {
+        while (!sl::stop_requested() && !board.recycle_due(slot)) {
             me.set_state(sl::WorkerState::idle);
             // Waits with every other idle worker; who is woken depends on the
             // strategy. Empty: a stop, or another worker won this one.

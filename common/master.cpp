@@ -122,7 +122,7 @@ private:
             Slot& s = slots_[i];
             if (s.role != Slot::running) continue;
             if (now - s.spawned_ms >= kStableMs) s.quick_deaths = 0;  // a stable minute
-            int64_t busy_since = board_.slot(i).counters.busy_since_ms;
+            int64_t busy_since = board_.counts(i).busy_since_ms;
             if (pool_.request_timeout > 0 && busy_since != 0 && now - busy_since > pool_.request_timeout * 1000LL) {
                 log("worker {} (pid {}) busy on one request for over --request-timeout {} s; replacing it", i, s.pid,
                     pool_.request_timeout);
@@ -221,7 +221,7 @@ private:
             if (s.role == Slot::retiring || stop_requested()) {
                 s.role = Slot::empty;
             } else if (e.clean()) {  // left on its own after --max-requests: replace at once
-                trace("worker {} (pid {}) recycled after {} requests", e.slot, e.pid, board_.slot(e.slot).counters.requests.load());
+                trace("worker {} (pid {}) recycled after {} requests", e.slot, e.pid, board_.counts(e.slot).requests);
                 s.role = Slot::empty;
             } else {
                 worker_died(e, never_ready);
@@ -306,7 +306,8 @@ private:
             const WorkerSlot& w = board_.slot(i);
             const Slot& s = slots_[i];
             if (s.last_pid == 0) continue;  // never used
-            WorkerRow r{i, s.last_pid, w.state, w.counters.connections, w.counters.requests, w.wakeups, w.spurious,
+            Scoreboard::Counts c = board_.counts(i);
+            WorkerRow r{i, s.last_pid, w.state, c.accepts, c.requests, w.wakeups, w.spurious,
                         w.lock_waits, to_seconds(s.usage.ru_utime), to_seconds(s.usage.ru_stime)};
             if (s.pid != 0) process_cpu(s.pid, r.user_s, r.sys_s);  // alive: ask /proc
             rows.push_back(r);

@@ -22,15 +22,38 @@ std::string_view state_name(WorkerState s) {
     return "?";
 }
 
-Scoreboard::Scoreboard(int slots) {
-    void* mem = map_shared_or_die(sizeof(Header) + sizeof(WorkerSlot) * static_cast<size_t>(slots) + 64);
+Scoreboard::Scoreboard(int slots, int threads_per_worker) {
+    size_t thread_slots = static_cast<size_t>(slots) * static_cast<size_t>(threads_per_worker);
+    void* mem = map_shared_or_die(sizeof(Header) + sizeof(WorkerSlot) * static_cast<size_t>(slots) +
+                                  sizeof(ThreadSlot) * thread_slots + 64);
     header_ = new (mem) Header();
     header_->slots = slots;
+    header_->threads = threads_per_worker;
     header_->started_ms = monotonic_ms();
     // The slots start at the next 64-byte boundary after the header.
     auto base = (reinterpret_cast<uintptr_t>(header_ + 1) + 63) & ~uintptr_t{63};
     slots_ = reinterpret_cast<WorkerSlot*>(base);
     for (int i = 0; i < slots; ++i) new (&slots_[i]) WorkerSlot();
+    threads_ = reinterpret_cast<ThreadSlot*>(slots_ + slots);  // 64-byte multiples: still aligned
+    for (size_t i = 0; i < thread_slots; ++i) new (&threads_[i]) ThreadSlot();
+}
+
+Scoreboard::Counts Scoreboard::counts(int i) const {
+    auto add = [](Counts& c, const Counters& k) {
+        c.accepts += k.connections.load(std::memory_order_relaxed);
+        c.requests += k.requests.load(std::memory_order_relaxed);
+        int64_t since = k.busy_since_ms.load(std::memory_order_relaxed);
+        if (since != 0 && (c.busy_since_ms == 0 || since < c.busy_since_ms)) c.busy_since_ms = since;
+    };
+    Counts c;
+    add(c, slots_[i].counters);
+    for (int t = 0; t < threads(); ++t) add(c, thread(i, t).counters);
+    return c;
+}
+
+bool Scoreboard::recycle_due(int i) const {
+    uint64_t limit = slots_[i].max_requests.load(std::memory_order_relaxed);
+    return limit != 0 && counts(i).requests >= limit;
 }
 
 void Scoreboard::begin(int i, pid_t pid, uint64_t max_requests) {
@@ -40,6 +63,14 @@ void Scoreboard::begin(int i, pid_t pid, uint64_t max_requests) {
     w.counters.connections = 0;
     w.counters.requests = 0;
     w.counters.last_active_ms = monotonic_ms();
+    for (int t = 0; t < threads(); ++t) {
+        ThreadSlot& th = thread(i, t);
+        th.tid = 0;
+        th.set_state(WorkerState::empty);
+        th.counters.connections = 0;
+        th.counters.requests = 0;
+        th.counters.busy_since_ms = 0;
+    }
     w.wakeups = 0;
     w.spurious = 0;
     w.lock_waits = 0;
@@ -50,8 +81,9 @@ void Scoreboard::begin(int i, pid_t pid, uint64_t max_requests) {
 
 void Scoreboard::retire(int i) {
     WorkerSlot& w = slots_[i];
-    header_->retired_accepts += w.counters.connections.load();
-    header_->retired_requests += w.counters.requests.load();
+    Counts c = counts(i);
+    header_->retired_accepts += c.accepts;
+    header_->retired_requests += c.requests;
     header_->retired_wakeups += w.wakeups.load();
     header_->retired_spurious += w.spurious.load();
     w.pid = 0;
@@ -74,8 +106,9 @@ Totals Scoreboard::totals(std::string_view model) const {
         const WorkerSlot& w = slots_[i];
         if (w.pid.load(std::memory_order_relaxed) == 0) continue;
         ++t.workers;
-        t.connections += w.counters.connections.load(std::memory_order_relaxed);
-        t.requests += w.counters.requests.load(std::memory_order_relaxed);
+        Counts c = counts(i);
+        t.connections += c.accepts;
+        t.requests += c.requests;
         t.wakeups += w.wakeups.load(std::memory_order_relaxed);
         t.spurious += w.spurious.load(std::memory_order_relaxed);
     }

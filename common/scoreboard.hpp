@@ -41,11 +41,14 @@ struct alignas(64) WorkerSlot {
     std::atomic<uint64_t> lock_waits{0};  // times the accept lock was held by another worker
     std::atomic<uint64_t> max_requests{0};  // set by the master at spawn: leave after this many (0: never)
 
-    /// --max-requests reached: the worker should leave once its connection ends.
-    bool recycle_due() const {
-        uint64_t limit = max_requests.load(std::memory_order_relaxed);
-        return limit != 0 && counters.requests.load(std::memory_order_relaxed) >= limit;
-    }
+    void set_state(WorkerState s) { state.store(s, std::memory_order_relaxed); }
+};
+
+/// One thread of a worker process (04): written by that thread only.
+struct alignas(64) ThreadSlot {
+    std::atomic<pid_t> tid{0};
+    std::atomic<WorkerState> state{WorkerState::empty};  // idle or busy
+    Counters counters;                                    // connections = this thread's accepts
 
     void set_state(WorkerState s) { state.store(s, std::memory_order_relaxed); }
 };
@@ -56,14 +59,30 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<pid_t>::
 
 class Scoreboard {
 public:
-    /// Maps the shared memory: call before the first fork().
-    explicit Scoreboard(int slots);
+    /// Maps the shared memory: call before the first fork(). With
+    /// `threads_per_worker` > 0, each worker slot also gets that many thread slots.
+    explicit Scoreboard(int slots, int threads_per_worker = 0);
     Scoreboard(const Scoreboard&) = delete;
     Scoreboard& operator=(const Scoreboard&) = delete;
 
     int size() const { return header_->slots; }
     WorkerSlot& slot(int i) { return slots_[i]; }
     const WorkerSlot& slot(int i) const { return slots_[i]; }
+    int threads() const { return header_->threads; }
+    ThreadSlot& thread(int i, int t) { return threads_[i * threads() + t]; }
+    const ThreadSlot& thread(int i, int t) const { return threads_[i * threads() + t]; }
+
+    /// A worker's counts: its own counters plus its threads'. busy_since_ms
+    /// is the oldest request being executed in it (0: none).
+    struct Counts {
+        uint64_t accepts = 0;
+        uint64_t requests = 0;
+        int64_t busy_since_ms = 0;
+    };
+    Counts counts(int i) const;
+
+    /// --max-requests reached: the worker should leave once its connections end.
+    bool recycle_due(int i) const;
 
     /// Master: a new worker `pid` starts in slot `i` (counters reset); it
     /// leaves after `max_requests` requests (0: never).
@@ -90,6 +109,7 @@ public:
 private:
     struct Header {
         int slots = 0;
+        int threads = 0;
         int64_t started_ms = 0;
         std::atomic<uint64_t> retired_accepts{0};
         std::atomic<uint64_t> retired_requests{0};
@@ -99,6 +119,7 @@ private:
     };
     Header* header_;
     WorkerSlot* slots_;
+    ThreadSlot* threads_;
 };
 
 /// One row of the per-worker table that SIGUSR1 and the stop print.

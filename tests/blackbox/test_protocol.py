@@ -27,7 +27,7 @@ def test_text_commands(start, model):
         stats = dict(kv.split("=", 1) for kv in c.ask("STATS").split())
         assert set(stats) >= {"model", "workers", "connections", "requests", "uptime_ms"}, \
             f"STATS lacks a required key: {stats}"
-        if model == "prefork":
+        if model in ("prefork", "prefork_threads"):
             assert set(stats) >= {"accepts", "wakeups", "spurious"}, f"prefork's STATS adds accept counters: {stats}"
         assert stats["model"] == model
         assert c.ask("QUIT") == "BYE"

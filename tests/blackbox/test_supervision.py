@@ -4,11 +4,24 @@ import signal
 import threading
 import time
 
+import pytest
+
 from harness import children_of, group_members, kv, wait_until
 
 
-def start_prefork(start, *args, workers=None):
-    server = start("prefork", *args)
+# Supervision is common/master.cpp, shared by 03 and 04: every test runs against both.
+# 04 runs with one thread per worker, so "an idle worker" means the same in both.
+pytestmark = pytest.mark.parametrize("model", ["prefork", "prefork_threads"])
+
+
+@pytest.fixture
+def start_model(start, model):
+    extra = ["--threads", "1"] if model == "prefork_threads" else []
+    return lambda *args: start(model, *args, *extra)
+
+
+def start_prefork(start_model, *args, workers=None):
+    server = start_model(*args)
     if workers is not None:
         assert wait_until(lambda: len(children_of(server.pid)) == workers, timeout=5), \
             f"expected {workers} workers, found {len(children_of(server.pid))}"
@@ -42,8 +55,8 @@ class SteadyLoad:
             t.join(timeout=10)
 
 
-def test_dynamic_pool_grows_under_load_and_shrinks_when_idle(start):
-    server = start_prefork(start, "--pool", "dynamic", "--start-workers", "1", "--min-spare", "1",
+def test_dynamic_pool_grows_under_load_and_shrinks_when_idle(start_model):
+    server = start_prefork(start_model, "--pool", "dynamic", "--start-workers", "1", "--min-spare", "1",
                            "--max-spare", "1", "--max-workers", "6", workers=1)
     holders = [server.connect(timeout=10) for _ in range(4)]
     for h in holders:
@@ -57,8 +70,8 @@ def test_dynamic_pool_grows_under_load_and_shrinks_when_idle(start):
     assert shrank, f"idle again with --max-spare 1, the pool should shrink to 1-2; it has {len(children_of(server.pid))}"
 
 
-def test_ttin_and_ttou_change_the_worker_count(start):
-    server = start_prefork(start, "--workers", "2", workers=2)
+def test_ttin_and_ttou_change_the_worker_count(start_model):
+    server = start_prefork(start_model, "--workers", "2", workers=2)
     server.signal(signal.SIGTTIN)
     assert wait_until(lambda: len(children_of(server.pid)) == 3, timeout=3), "SIGTTIN should add a worker"
     server.signal(signal.SIGTTOU)
@@ -70,8 +83,8 @@ def test_ttin_and_ttou_change_the_worker_count(start):
         assert c.ask("PING") == "PONG"
 
 
-def test_hup_replaces_every_worker_without_failing_a_request(start):
-    server = start_prefork(start, "--workers", "2", workers=2)
+def test_hup_replaces_every_worker_without_failing_a_request(start_model):
+    server = start_prefork(start_model, "--workers", "2", workers=2)
     old = set(children_of(server.pid))
     load = SteadyLoad(server)
     try:
@@ -87,8 +100,8 @@ def test_hup_replaces_every_worker_without_failing_a_request(start):
     assert load.ok > 50, f"only {load.ok} requests were answered during the test"
 
 
-def test_max_requests_recycles_workers_without_failures(start):
-    server = start_prefork(start, "--workers", "2", "--max-requests", "5", "--max-requests-jitter", "2", workers=2)
+def test_max_requests_recycles_workers_without_failures(start_model):
+    server = start_prefork(start_model, "--workers", "2", "--max-requests", "5", "--max-requests-jitter", "2", workers=2)
     pids, failures = set(), []
     for i in range(60):
         try:
@@ -100,8 +113,8 @@ def test_max_requests_recycles_workers_without_failures(start):
     assert len(pids) >= 60 // 7, f"60 requests with --max-requests 5 (+0..2) were served by only {len(pids)} pids"
 
 
-def test_request_timeout_replaces_the_stuck_worker(start):
-    server = start_prefork(start, "--workers", "2", "--request-timeout", "1", workers=2)
+def test_request_timeout_replaces_the_stuck_worker(start_model):
+    server = start_prefork(start_model, "--workers", "2", "--request-timeout", "1", workers=2)
     with server.connect(timeout=10) as stuck:
         stuck_pid = int(kv(stuck.ask("WHO"))["pid"])
         began = time.monotonic()
@@ -118,8 +131,8 @@ def test_request_timeout_replaces_the_stuck_worker(start):
     assert "--request-timeout 1 s; replacing it" in server.stderr()
 
 
-def test_crash_is_followed_by_a_respawn(start):
-    server = start_prefork(start, "--workers", "1", "--debug-commands", workers=1)
+def test_crash_is_followed_by_a_respawn(start_model):
+    server = start_prefork(start_model, "--workers", "1", "--debug-commands", workers=1)
     victim = children_of(server.pid)[0]
     with server.connect() as c:
         c.send("CRASH\n")
@@ -130,14 +143,14 @@ def test_crash_is_followed_by_a_respawn(start):
     assert "killed by SIGABRT" in server.stderr()
 
 
-def test_crash_needs_debug_commands(start):
-    server = start_prefork(start, "--workers", "1", workers=1)
+def test_crash_needs_debug_commands(start_model):
+    server = start_prefork(start_model, "--workers", "1", workers=1)
     with server.connect() as c:
         assert c.ask("CRASH") == "ERR unknown command 'CRASH'", "CRASH is a test hook, off by default"
 
 
-def test_workers_failing_at_start_stop_the_master(start):
-    server = start("prefork", "--workers", "2", "--debug-fail-start")
+def test_workers_failing_at_start_stop_the_master(start_model):
+    server = start_model("--workers", "2", "--debug-fail-start")
     began = time.monotonic()
     status = server.wait(timeout=10)
     took = time.monotonic() - began
@@ -150,8 +163,8 @@ def test_workers_failing_at_start_stop_the_master(start):
     assert not group_members(server.pid)
 
 
-def test_quit_stops_at_once(start):
-    server = start_prefork(start, "--workers", "2", workers=2)
+def test_quit_stops_at_once(start_model):
+    server = start_prefork(start_model, "--workers", "2", workers=2)
     with server.connect(timeout=10) as c:
         c.send("SLEEP 10000\n")
         time.sleep(0.2)
@@ -163,13 +176,13 @@ def test_quit_stops_at_once(start):
     assert not group_members(server.pid)
 
 
-def test_inconsistent_pool_options_are_refused(bin_dir):
+def test_inconsistent_pool_options_are_refused(bin_dir, model):
     import subprocess
     for args, mentions in ((["--pool", "dynamic", "--min-spare", "5", "--max-spare", "2"], "--min-spare"),
                            (["--workers", "8", "--max-workers", "4"], "--max-workers")):
-        r = subprocess.run([bin_dir / "prefork", *args], capture_output=True, text=True, timeout=10)
+        r = subprocess.run([bin_dir / model, *args], capture_output=True, text=True, timeout=10)
         assert r.returncode != 0 and mentions in r.stderr, f"{args}: exit {r.returncode}, {r.stderr!r}"
 
 
-def test_workers_above_the_default_ceiling_need_no_max_workers(start):
-    start_prefork(start, "--workers", "70", workers=70)  # the default --max-workers is 64
+def test_workers_above_the_default_ceiling_need_no_max_workers(start_model):
+    start_prefork(start_model, "--workers", "70", workers=70)  # the default --max-workers is 64

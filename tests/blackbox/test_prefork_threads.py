@@ -1,0 +1,80 @@
+"""04_prefork_threads: N processes x M threads."""
+import time
+
+import pytest
+
+from harness import children_of, echo_from_clients, group_members, kv, ping_behind_busy_connections, wait_until
+
+
+def start_threads(start, workers, threads, *args):
+    server = start("prefork_threads", "--workers", str(workers), "--threads", str(threads), *args)
+    assert wait_until(lambda: len(children_of(server.pid)) == workers, timeout=5)
+    return server
+
+
+def test_n_times_m_clients_in_parallel_and_the_next_waits(start):
+    server = start_threads(start, 2, 2)
+    answered, slept = ping_behind_busy_connections(server, busy=4)
+    assert slept == ["SLEPT 1000"] * 4, "2 workers x 2 threads serve 4 clients in parallel"
+    assert answered >= 0.9, (
+        f"client 5 was answered after {answered:.2f} s while all 2 x 2 threads were busy for 1 s: it must wait")
+
+
+def test_who_shows_several_threads_in_one_process(start):
+    server = start_threads(start, 1, 4)
+    clients = [server.connect() for _ in range(4)]
+    try:
+        whos = [kv(c.ask("WHO")) for c in clients]
+    finally:
+        for c in clients:
+            c.close()
+    assert len({w["pid"] for w in whos}) == 1, whos
+    assert len({w["tid"] for w in whos}) == 4, f"4 open connections in one process were served by tids {whos}"
+    assert all(w["tid"] != w["pid"] for w in whos), "serving threads are not the process's main thread"
+
+
+@pytest.mark.parametrize("mode", ["each", "mutex", "queue"])
+def test_every_thread_accept_mode_serves_and_stops_cleanly(start, mode):
+    server = start_threads(start, 2, 4, "--thread-accept", mode)
+    errors = echo_from_clients(server, clients=6, per_client=30)
+    assert not errors, f"--thread-accept {mode}: {errors[:3]}"
+    with server.connect() as c:
+        stats = kv(c.ask("STATS"))
+    assert int(stats["accepts"]) == 181 and int(stats["requests"]) == 180, stats
+    assert server.stop() == 0 and not group_members(server.pid)
+
+
+def test_queue_mode_leaves_connections_in_the_backlog_when_all_threads_are_busy(start):
+    """A busy process must not take connections it cannot serve: the other process gets them."""
+    server = start_threads(start, 2, 1, "--thread-accept", "queue")
+    with server.connect(timeout=10) as busy:
+        busy.send("SLEEP 3000\n")
+        time.sleep(0.2)
+        slowest = 0.0
+        for _ in range(10):
+            began = time.monotonic()
+            with server.connect() as c:
+                assert c.ask("PING") == "PONG"
+            slowest = max(slowest, time.monotonic() - began)
+        assert busy.line() == "SLEPT 3000"
+    assert slowest < 1.0, (
+        f"a PING took {slowest:.2f} s while one of two processes was busy: the busy process's listener "
+        "accepted it into its queue instead of leaving it to the idle process")
+
+
+def test_killed_worker_takes_its_threads_and_is_replaced(start):
+    server = start_threads(start, 2, 4)
+    victim = children_of(server.pid)[0]
+    import os
+    import signal
+    os.kill(victim, signal.SIGKILL)
+    assert wait_until(lambda: len(children_of(server.pid)) == 2 and victim not in children_of(server.pid), timeout=5)
+    errors = echo_from_clients(server, clients=4, per_client=10)
+    assert not errors, errors[:3]
+
+
+def test_lock_fcntl_with_each_thread_is_refused(bin_dir):
+    import subprocess
+    r = subprocess.run([bin_dir / "prefork_threads", "--accept", "lock-fcntl"], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode != 0 and "serializes processes, not threads" in r.stderr, r
