@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -13,13 +14,21 @@
 namespace sl {
 namespace {
 
-volatile sig_atomic_t g_stop = 0;
-volatile sig_atomic_t g_child_exited = 0;
-volatile sig_atomic_t g_report = 0;
-volatile sig_atomic_t g_reload = 0;
-volatile sig_atomic_t g_more = 0;
-volatile sig_atomic_t g_fewer = 0;
-volatile sig_atomic_t g_quit = 0;
+// The flags. volatile sig_atomic_t is what C guarantees between a handler and
+// the one thread it interrupted; 04 has threads that read a flag while
+// another thread sets it (request_stop() on --max-requests), which makes a
+// volatile int a data race (ThreadSanitizer reports it). A lock-free
+// std::atomic is both: safe in a handler (C++17 [support.signal]) and
+// between threads.
+using Flag = std::atomic<int>;
+static_assert(Flag::is_always_lock_free, "a signal handler may only touch lock-free atomics");
+Flag g_stop{0};
+Flag g_child_exited{0};
+Flag g_report{0};
+Flag g_reload{0};
+Flag g_more{0};
+Flag g_fewer{0};
+Flag g_quit{0};
 int g_stop_pipe[2] = {-1, -1};
 // The signals only a supervising master acts on.
 constexpr int kMasterSignals[] = {SIGUSR1, SIGHUP, SIGTTIN, SIGTTOU, SIGQUIT};
@@ -70,10 +79,8 @@ void set_handler(int sig, void (*handler)(int)) {
     ::sigaction(sig, &sa, nullptr);
 }
 
-bool take(volatile sig_atomic_t& flag) {
-    if (!flag) return false;
-    flag = 0;
-    return true;
+bool take(Flag& flag) {
+    return flag.exchange(0) != 0;  // clear, then act: a signal meanwhile sets it again
 }
 
 }  // namespace
@@ -105,7 +112,7 @@ void reset_signals_after_fork() {
     close_pipe(g_event_pipe);
     close_pipe(g_stop_pipe);
     g_child_exited = 0;
-    for (volatile sig_atomic_t* flag : {&g_report, &g_reload, &g_more, &g_fewer, &g_quit}) *flag = 0;
+    for (Flag* flag : {&g_report, &g_reload, &g_more, &g_fewer, &g_quit}) *flag = 0;
     make_pipe(g_stop_pipe);
     if (g_stop) poke(g_stop_pipe[1]);  // a stop that reached the parent before fork() still holds
 }

@@ -1,5 +1,5 @@
 // signals.hpp: signals as flags plus self-pipes. No handler does more than
-// set a volatile sig_atomic_t and write(2) one byte (signal-safety(7)).
+// set a lock-free std::atomic flag and write(2) one byte (signal-safety(7)).
 #pragma once
 
 namespace sl {

@@ -36,3 +36,8 @@ def start(bin_dir):
     yield _start
     for server in servers:
         server.kill()
+    # Under a sanitizer build (./lab tsan), a report on any server's stderr fails the test.
+    if os.environ.get("SERVERLAB_SANITIZER"):
+        reports = [s.stderr() for s in servers if "Sanitizer" in s.stderr()]
+        if reports:
+            pytest.fail("sanitizer report:\n" + reports[0][-4000:], pytrace=False)
