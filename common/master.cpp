@@ -313,6 +313,16 @@ private:
             rows.push_back(r);
         }
         print_worker_table(rows);
+        for (const WorkerRow& r : rows) {  // 04: what each thread of a live worker is doing
+            if (board_.threads() == 0 || slots_[r.slot].pid == 0) continue;
+            std::string line = fmt::format("worker {} threads (state:accepts):", r.slot);
+            for (int t = 0; t < board_.threads(); ++t) {
+                const ThreadSlot& th = board_.thread(r.slot, t);
+                line += fmt::format(" {}:{}", th.state.load() == WorkerState::busy ? 'B' : '.',
+                                    th.counters.connections.load());
+            }
+            write_line(line);
+        }
         const auto& e = board_.events();
         write_line(fmt::format("workers: {} now, target {}; spawned {}, died {}, retired {}, backoffs {}",
                                board_.live_workers(), target_, e.spawns.load(), e.deaths.load(),

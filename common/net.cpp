@@ -183,6 +183,21 @@ ssize_t read_some(int fd, char* buf, size_t len) {
     }
 }
 
+ReadStatus read_or_wake(int fd, char* buf, size_t len, size_t& got) {
+    ssize_t n = ::read(fd, buf, len);
+    if (n > 0) {
+        got = static_cast<size_t>(n);
+        return ReadStatus::data;
+    }
+    if (n == 0) return ReadStatus::eof;
+    return (errno == EINTR || errno == EAGAIN) ? ReadStatus::woken : ReadStatus::error;
+}
+
+void set_receive_wakeup(int fd, int ms) {
+    timeval tv{ms / 1000, (ms % 1000) * 1000};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
 bool write_all(int fd, std::string_view data) {
     while (!data.empty()) {
         ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);

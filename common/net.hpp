@@ -67,6 +67,16 @@ Fd accept_connection(int listen_fd);
 /// read(2), retrying EINTR. Returns bytes read, 0 at end of stream, -1 with errno.
 ssize_t read_some(int fd, char* buf, size_t len);
 
+/// One blocking read(2) on a socket with SO_RCVTIMEO (set_receive_wakeup):
+/// data, end of stream, an error, or `woken`: a signal interrupted it (EINTR)
+/// or the receive timeout passed (EAGAIN). The caller then looks at the clock
+/// and the stop flag, and reads again.
+enum class ReadStatus { data, eof, error, woken };
+ReadStatus read_or_wake(int fd, char* buf, size_t len, size_t& got);
+
+/// SO_RCVTIMEO: a blocked read returns (EAGAIN) after `ms` without data.
+void set_receive_wakeup(int fd, int ms);
+
 /// Writes all of `data`: loops over short writes and EINTR; MSG_NOSIGNAL.
 /// False on any error (EPIPE, ECONNRESET, or EAGAIN after SO_SNDTIMEO).
 bool write_all(int fd, std::string_view data);

@@ -69,6 +69,14 @@ namespace {
 // During a graceful stop, how long a connection with no complete request yet may take to send one.
 constexpr int64_t kStopGraceMs = 1000;
 
+// A read blocked on a quiet connection wakes this often to look at the clock
+// (idle deadline) and the stop flag. A signal wakes it at once (EINTR); the
+// timer bounds the one case a signal cannot: it landed just before the read
+// began. Waiting in poll() on the socket and the stop pipe would avoid that
+// case too, but costs a third system call per request (poll, read, send),
+// measured at a third of the keep-alive throughput (docs/results.md).
+constexpr int kWakeMs = 1000;
+
 // The connection loop. Returns why the connection ended, for the trace.
 const char* run_connection(int fd, Session& session, const ServerContext& ctx, uint64_t serial) {
     const int64_t idle_ms = int64_t{ctx.idle_timeout_s} * 1000;
@@ -99,32 +107,31 @@ const char* run_connection(int fd, Session& session, const ServerContext& ctx, u
             if (stop_requested()) break;
         }
         in.erase(0, used);
-        // A graceful stop closes a connection that is idle *between* requests.
-        // One just accepted, or holding half a request, is not idle: its
-        // request is on its way. It gets a short grace to arrive (as nginx
-        // closes only its idle keep-alive connections), is answered, and then
-        // the connection closes.
-        if (stop_requested()) {
-            if (answered_any && in.empty()) return "server stopping";
-            deadline = std::min(deadline, monotonic_ms() + kStopGraceMs);
-        }
 
-        int timeout = static_cast<int>(std::max<int64_t>(0, deadline - monotonic_ms()));
-        switch (wait_readable(fd, timeout, !stop_requested())) {
-        case Wait::stop:
-        case Wait::event:
-            continue;  // the check above ends it on a stop
-        case Wait::timeout:
-            if (stop_requested()) return "server stopping (no request within the grace)";
-            write_all(fd, session.idle_goodbye());
-            return "idle timeout";
-        case Wait::ready:
-            break;
+        for (;;) {
+            // A graceful stop closes a connection that is idle *between*
+            // requests. One just accepted, or holding half a request, is not
+            // idle: its request is on its way. It gets a short grace to
+            // arrive (as nginx closes only its idle keep-alive connections),
+            // is answered, and then the connection closes.
+            if (stop_requested()) {
+                if (answered_any && in.empty()) return "server stopping";
+                deadline = std::min(deadline, monotonic_ms() + kStopGraceMs);
+            }
+            if (monotonic_ms() >= deadline) {
+                if (stop_requested()) return "server stopping (no request within the grace)";
+                write_all(fd, session.idle_goodbye());
+                return "idle timeout";
+            }
+            size_t got = 0;
+            ReadStatus r = read_or_wake(fd, buf, sizeof buf, got);
+            if (r == ReadStatus::eof) return "client closed";
+            if (r == ReadStatus::error) return "read failed (connection reset)";
+            if (r == ReadStatus::data) {
+                in.append(buf, got);
+                break;
+            }
         }
-        ssize_t n = read_some(fd, buf, sizeof buf);
-        if (n == 0) return "client closed";
-        if (n < 0) return "read failed (connection reset)";
-        in.append(buf, static_cast<size_t>(n));
     }
 }
 
@@ -132,6 +139,7 @@ const char* run_connection(int fd, Session& session, const ServerContext& ctx, u
 
 void serve_connection(Fd conn, const ServerContext& ctx, uint64_t serial) {
     set_send_timeout(conn.get(), ctx.idle_timeout_s);
+    set_receive_wakeup(conn.get(), kWakeMs);
     trace("conn {} from {}", serial, peer_name(conn.get()));
     ConnectionView view(ctx, serial);
     Session session(view);

@@ -1,6 +1,6 @@
 // session.hpp: one connection's protocol state, with no socket inside.
 //
-// The connection loop (connection.hpp) reads bytes and hands them here; the
+// The connection loop (serve_connection in server.hpp) reads bytes and hands them here; the
 // session picks the framing from the first line, answers one request per
 // step() and says when the connection must close. GoogleTest drives it with
 // any byte split it likes.

@@ -7,8 +7,8 @@ namespace sl {
 /// Installs the SIGINT/SIGTERM handlers and ignores SIGPIPE. Call once, at
 /// start-up, before any thread is created.
 ///
-/// A stop sets a flag and writes a byte into the *stop pipe*. Everything that
-/// waits (the poll before accept, the poll in the connection loop) also
+/// A stop sets a flag and writes a byte into the *stop pipe*. Every poll-style
+/// wait (the poll before accept, the poll/epoll accept strategies) also
 /// watches stop_fd(), so a stop wakes it even if the signal landed between
 /// "check the flag" and "block in poll": the self-pipe trick, which closes
 /// that race without pselect(). Nobody drains the stop pipe, so it stays
