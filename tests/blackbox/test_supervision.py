@@ -58,13 +58,14 @@ class SteadyLoad:
 def test_dynamic_pool_grows_under_load_and_shrinks_when_idle(start_model):
     server = start_prefork(start_model, "--pool", "dynamic", "--start-workers", "1", "--min-spare", "1",
                            "--max-spare", "1", "--max-workers", "6", workers=1)
-    holders = [server.connect(timeout=10) for _ in range(4)]
+    holders = [server.connect(timeout=15) for _ in range(4)]
     for h in holders:
-        h.send("SLEEP 3000\nQUIT\n")
-    grew = wait_until(lambda: len(children_of(server.pid)) >= 5, timeout=4)
+        h.send("SLEEP 5000\nQUIT\n")
+    # Forks 1, 2, then 4 a second while short: 5 workers take about 3 s. The load outlasts that.
+    grew = wait_until(lambda: len(children_of(server.pid)) >= 5, timeout=6)
     assert grew, f"4 busy workers with --min-spare 1 should grow the pool to 5; it has {len(children_of(server.pid))}"
     for h in holders:
-        assert h.line() == "SLEPT 3000"
+        assert h.line() == "SLEPT 5000"
         h.close()
     shrank = wait_until(lambda: len(children_of(server.pid)) <= 2, timeout=8)
     assert shrank, f"idle again with --max-spare 1, the pool should shrink to 1-2; it has {len(children_of(server.pid))}"
