@@ -8,7 +8,7 @@ from harness import children_of, echo_from_clients, group_members, kv, ping_behi
 
 def start_prefork(start, workers, *args):
     server = start("prefork", "--workers", str(workers), *args)
-    found = wait_until(lambda: len(children_of(server.pid)) == workers, timeout=5)
+    found = wait_until(lambda: len(children_of(server.pid)) == workers, timeout=10)
     assert found, f"--workers {workers} started {len(children_of(server.pid))} workers"
     return server
 
@@ -66,7 +66,7 @@ def test_stats_survive_a_worker_being_replaced(start):
         assert c.ask("PING") == "PONG"
         victim = int(kv(c.ask("WHO"))["pid"])
     os.kill(victim, signal.SIGKILL)
-    wait_until(lambda: children_of(server.pid) and victim not in children_of(server.pid), timeout=5)
+    wait_until(lambda: children_of(server.pid) and victim not in children_of(server.pid), timeout=10)
     with server.connect() as c:
         stats = kv(c.ask("STATS"))
     assert int(stats["connections"]) == 2 and int(stats["requests"]) == 2, \
@@ -81,7 +81,7 @@ def test_sigusr1_prints_the_table_and_keeps_serving(start):
         server.signal(signal.SIGUSR1)
         assert c.line() == "SLEPT 500", "SIGUSR1 must not disturb a request in flight"
         assert c.ask("PING") == "PONG"
-    assert wait_until(lambda: "accepts  requests" in server.stderr(), timeout=3), server.stderr()
+    assert wait_until(lambda: "accepts  requests" in server.stderr(), timeout=10), server.stderr()
     assert server.alive() and len(children_of(server.pid)) == 2
 
 

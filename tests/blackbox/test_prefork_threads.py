@@ -8,7 +8,7 @@ from harness import children_of, echo_from_clients, group_members, kv, ping_behi
 
 def start_threads(start, workers, threads, *args):
     server = start("prefork_threads", "--workers", str(workers), "--threads", str(threads), *args)
-    assert wait_until(lambda: len(children_of(server.pid)) == workers, timeout=5)
+    assert wait_until(lambda: len(children_of(server.pid)) == workers, timeout=10)
     return server
 
 
@@ -68,7 +68,7 @@ def test_killed_worker_takes_its_threads_and_is_replaced(start):
     import os
     import signal
     os.kill(victim, signal.SIGKILL)
-    assert wait_until(lambda: len(children_of(server.pid)) == 2 and victim not in children_of(server.pid), timeout=5)
+    assert wait_until(lambda: len(children_of(server.pid)) == 2 and victim not in children_of(server.pid), timeout=10)
     errors = echo_from_clients(server, clients=4, per_client=10)
     assert not errors, errors[:3]
 

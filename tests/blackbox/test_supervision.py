@@ -23,7 +23,7 @@ def start_model(start, model):
 def start_prefork(start_model, *args, workers=None):
     server = start_model(*args)
     if workers is not None:
-        assert wait_until(lambda: len(children_of(server.pid)) == workers, timeout=5), \
+        assert wait_until(lambda: len(children_of(server.pid)) == workers, timeout=10), \
             f"expected {workers} workers, found {len(children_of(server.pid))}"
     return server
 
@@ -74,11 +74,11 @@ def test_dynamic_pool_grows_under_load_and_shrinks_when_idle(start_model):
 def test_ttin_and_ttou_change_the_worker_count(start_model):
     server = start_prefork(start_model, "--workers", "2", workers=2)
     server.signal(signal.SIGTTIN)
-    assert wait_until(lambda: len(children_of(server.pid)) == 3, timeout=3), "SIGTTIN should add a worker"
+    assert wait_until(lambda: len(children_of(server.pid)) == 3, timeout=10), "SIGTTIN should add a worker"
     server.signal(signal.SIGTTOU)
     time.sleep(0.2)
     server.signal(signal.SIGTTOU)
-    assert wait_until(lambda: len(children_of(server.pid)) == 1, timeout=5), \
+    assert wait_until(lambda: len(children_of(server.pid)) == 1, timeout=10), \
         f"two SIGTTOU from 3 should leave 1 worker, found {len(children_of(server.pid))}"
     with server.connect() as c:
         assert c.ask("PING") == "PONG"
@@ -128,7 +128,7 @@ def test_request_timeout_replaces_the_stuck_worker(start_model):
     assert closed and not stuck.buf, f"the stuck request's connection should be closed unanswered; got {stuck.buf!r}"
     assert waited < 5, f"a 10 s request under --request-timeout 1 was cut after {waited:.1f} s"
     assert wait_until(lambda: len(children_of(server.pid)) == 2 and stuck_pid not in children_of(server.pid),
-                      timeout=5), "the stuck worker should be replaced"
+                      timeout=10), "the stuck worker should be replaced"
     assert "--request-timeout 1 s; replacing it" in server.stderr()
 
 
@@ -138,7 +138,7 @@ def test_crash_is_followed_by_a_respawn(start_model):
     with server.connect() as c:
         c.send("CRASH\n")
         assert c.closed_by_server(), "the worker serving CRASH aborts, closing the connection"
-    assert wait_until(lambda: children_of(server.pid) and victim not in children_of(server.pid), timeout=5)
+    assert wait_until(lambda: children_of(server.pid) and victim not in children_of(server.pid), timeout=10)
     with server.connect() as c:
         assert c.ask("PING") == "PONG"
     assert "killed by SIGABRT" in server.stderr()
