@@ -115,9 +115,9 @@ std::string peer_name(int fd) {
     return format_address(addr);
 }
 
-Wait wait_readable(int fd, int timeout_ms, bool wake_on_stop) {
+Wait wait_readable(int fd, int timeout_ms) {
     // poll(2) skips entries whose fd is negative, so missing pipes cost nothing.
-    pollfd fds[3] = {{fd, POLLIN, 0}, {wake_on_stop ? stop_fd() : -1, POLLIN, 0}, {event_fd(), POLLIN, 0}};
+    pollfd fds[3] = {{fd, POLLIN, 0}, {stop_fd(), POLLIN, 0}, {event_fd(), POLLIN, 0}};
     int64_t deadline = timeout_ms < 0 ? -1 : monotonic_ms() + timeout_ms;
     for (;;) {
         int left = deadline < 0 ? -1 : static_cast<int>(std::max<int64_t>(0, deadline - monotonic_ms()));
@@ -173,14 +173,6 @@ Fd try_accept(int listen_fd) {
 Fd accept_connection(int listen_fd) {
     if (wait_readable(listen_fd, -1) != Wait::ready) return Fd();
     return try_accept(listen_fd);
-}
-
-ssize_t read_some(int fd, char* buf, size_t len) {
-    for (;;) {
-        ssize_t n = ::read(fd, buf, len);
-        if (n < 0 && errno == EINTR) continue;
-        return n;
-    }
 }
 
 ReadStatus read_or_wake(int fd, char* buf, size_t len, size_t& got) {

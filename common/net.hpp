@@ -40,9 +40,7 @@ enum class Wait { ready, timeout, stop, event };
 /// Waits until `fd` is readable, `timeout_ms` passes (-1: no limit), a stop is
 /// requested, or (in a supervising process) a signal event arrives, which it
 /// drains: the caller then looks at the flags (see signals.hpp). Retries EINTR.
-/// With `wake_on_stop` false a stop does not end the wait (a connection that
-/// must still receive its request during a graceful stop).
-Wait wait_readable(int fd, int timeout_ms, bool wake_on_stop = true);
+Wait wait_readable(int fd, int timeout_ms);
 
 /// One accept4(2), with its errors sorted the way muduo and nginx sort them:
 ///  - EINTR: retried, unless a stop was requested;
@@ -63,9 +61,6 @@ Fd try_accept(int listen_fd);
 /// the only one accepting (01, 02). Empty Fd: a stop or a signal event (look
 /// at the flags), or nothing this time.
 Fd accept_connection(int listen_fd);
-
-/// read(2), retrying EINTR. Returns bytes read, 0 at end of stream, -1 with errno.
-ssize_t read_some(int fd, char* buf, size_t len);
 
 /// One blocking read(2) on a socket with SO_RCVTIMEO (set_receive_wakeup):
 /// data, end of stream, an error, or `woken`: a signal interrupted it (EINTR)

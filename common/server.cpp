@@ -87,7 +87,7 @@ const char* run_connection(int fd, Session& session, const ServerContext& ctx, u
     for (;;) {
         // Answer every complete request already received, one at a time.
         size_t used = 0;
-        for (;;) {
+        while (used < in.size()) {
             // busy_since lets a master see a request that takes too long (--request-timeout).
             ctx.counters->busy_since_ms.store(monotonic_ms(), std::memory_order_relaxed);
             Session::Step s = session.step(std::string_view(in).substr(used), out);

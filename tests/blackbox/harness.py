@@ -261,3 +261,13 @@ def echo_from_clients(server, clients, per_client, timeout=60):
     for t in threads:
         t.join(timeout=timeout)
     return errors
+
+
+def who_on_open_connections(server, count):
+    """Opens `count` connections, asks WHO on each while all are open, and closes them: who served each."""
+    clients = [server.connect() for _ in range(count)]
+    try:
+        return [kv(c.ask("WHO")) for c in clients]
+    finally:
+        for c in clients:
+            c.close()

@@ -3,17 +3,12 @@ import signal
 import threading
 import time
 
-from harness import children_of, group_members, kv, ping_behind_busy_connections, wait_until, zombies_of
+from harness import who_on_open_connections, children_of, group_members, kv, ping_behind_busy_connections, wait_until, zombies_of
 
 
 def test_each_connection_gets_its_own_child(start):
     server = start("fork_per_conn")
-    clients = [server.connect() for _ in range(3)]
-    try:
-        whos = [kv(c.ask("WHO")) for c in clients]
-    finally:
-        for c in clients:
-            c.close()
+    whos = who_on_open_connections(server, 3)
     pids = {int(w["pid"]) for w in whos}
     assert len(pids) == 3, f"3 open connections were served by pids {sorted(pids)}: each needs its own child"
     assert server.pid not in pids, "the parent must not serve connections"

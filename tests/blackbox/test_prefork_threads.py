@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from harness import children_of, echo_from_clients, group_members, kv, ping_behind_busy_connections, wait_until
+from harness import who_on_open_connections, children_of, echo_from_clients, group_members, kv, ping_behind_busy_connections, wait_until
 
 
 def start_threads(start, workers, threads, *args):
@@ -22,12 +22,7 @@ def test_n_times_m_clients_in_parallel_and_the_next_waits(start):
 
 def test_who_shows_several_threads_in_one_process(start):
     server = start_threads(start, 1, 4)
-    clients = [server.connect() for _ in range(4)]
-    try:
-        whos = [kv(c.ask("WHO")) for c in clients]
-    finally:
-        for c in clients:
-            c.close()
+    whos = who_on_open_connections(server, 4)
     assert len({w["pid"] for w in whos}) == 1, whos
     assert len({w["tid"] for w in whos}) == 4, f"4 open connections in one process were served by tids {whos}"
     assert all(w["tid"] != w["pid"] for w in whos), "serving threads are not the process's main thread"
