@@ -1,0 +1,139 @@
+// herd_run.cpp: for one accept strategy, start `prefork --workers W --accept S`:
+//   1. idle herd: C connections one after another, each while all W workers
+//      are idle. Counts, per accepted connection, the wakeups, the spurious
+//      wakeups (woken, found nothing) and the workers' voluntary context
+//      switches (read from /proc: they also count wakeups that the kernel
+//      sent back to sleep before user space saw them), and how evenly the
+//      connections spread over workers (min, max, coefficient of variation).
+//   2. load: K clients connect, PING and close for D seconds (the load
+//      engine): connections per second and the p99 latency of one connection.
+#include "herd_run.hpp"
+
+#include "load.hpp"
+#include "proc.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+namespace lg {
+namespace {
+
+std::map<std::string, double> stats(int port) {
+    std::map<std::string, double> out;
+    std::istringstream in(ask(port, "STATS\n"));
+    std::string pair;
+    while (in >> pair) {
+        size_t eq = pair.find('=');
+        if (eq != std::string::npos && std::isdigit(static_cast<unsigned char>(pair[eq + 1])))
+            out[pair.substr(0, eq)] = std::stod(pair.substr(eq + 1));
+    }
+    return out;
+}
+
+// Per-worker accepts from the table the master prints at stop.
+std::vector<double> accepts_per_worker(const std::string& table) {
+    std::vector<double> out;
+    static const std::regex row(R"(^\s*\d+\s+\d+\s+\w+\s+(\d+)\s)", std::regex::multiline);
+    for (std::sregex_iterator it(table.begin(), table.end(), row), end; it != end; ++it)
+        out.push_back(std::stod((*it)[1]));
+    return out;
+}
+
+Spawned start(const HerdOptions& o, const std::string& strategy) {
+    return spawn_server({o.prefork, "--port", "0", "--workers", std::to_string(o.workers), "--accept", strategy}, true);
+}
+
+void idle_herd(const HerdOptions& o, HerdRow& r) {
+    Spawned s = start(o, r.strategy);
+    std::vector<pid_t> pids;
+    for (int i = 0; i < 50 && static_cast<int>(pids.size()) < o.workers; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        pids = children_of(s.pid);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let every worker reach its wait
+    auto before = stats(s.port);
+    uint64_t switches_before = 0, switches_after = 0;
+    for (pid_t p : pids) switches_before += voluntary_switches(p);
+    for (int i = 0; i < o.connections; ++i)
+        if (ask(s.port, "PING\n") != "PONG") ++r.errors;
+    for (pid_t p : pids) switches_after += voluntary_switches(p);
+    auto after = stats(s.port);
+    // Each STATS is a connection too: `after` counts its own (one accept, one wakeup).
+    r.accepts = after["accepts"] - before["accepts"] - 1;
+    r.wakeups = (after["wakeups"] - before["wakeups"] - 1) / r.accepts;
+    r.spurious = (after["spurious"] - before["spurious"]) / r.accepts;
+    r.switches = static_cast<double>(switches_after - switches_before) / r.accepts;
+    std::vector<double> per = accepts_per_worker(stop_server(s));
+    if (per.empty()) return;
+    double mean = 0, var = 0;
+    for (double a : per) mean += a / static_cast<double>(per.size());
+    for (double a : per) var += (a - mean) * (a - mean) / static_cast<double>(per.size());
+    r.spread_min = *std::min_element(per.begin(), per.end());
+    r.spread_max = *std::max_element(per.begin(), per.end());
+    r.spread_cv = mean > 0 ? std::sqrt(var) / mean : 0;
+}
+
+void under_load(const HerdOptions& o, HerdRow& r) {
+    Spawned s = start(o, r.strategy);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    LoadOptions load;
+    load.port = s.port;
+    load.requests = {"PING"};
+    load.connections = o.clients;
+    load.conn_per_request = true;
+    load.duration_s = o.seconds;
+    LoadResult result = run_load(load);
+    stop_server(s);
+    r.conn_per_s = result.rps();
+    r.p99_ms = static_cast<double>(result.latency.percentile(0.99)) / 1000.0;
+    r.errors += result.errors();
+}
+
+}  // namespace
+
+HerdRow run_herd(const HerdOptions& o, const std::string& strategy) {
+    HerdRow r;
+    r.strategy = strategy;
+    idle_herd(o, r);
+    if (o.seconds > 0) under_load(o, r);
+    return r;
+}
+
+std::vector<std::string> herd_strategies() {
+    return {"blocking", "poll", "epoll", "epoll-exclusive", "lock-fcntl", "lock-mutex", "reuseport", "pass-fd"};
+}
+
+std::string herd_json(const HerdOptions& o, const std::vector<HerdRow>& rows) {
+    std::string out = fmt::format(R"({{"workers": {}, "connections": {}, "clients": {}, "duration_s": {}, "rows": [)",
+                                  o.workers, o.connections, o.clients, o.seconds);
+    for (size_t i = 0; i < rows.size(); ++i) {
+        const HerdRow& r = rows[i];
+        out += fmt::format("{}\n  {{\"strategy\": \"{}\", \"accepts\": {}, \"wakeups_per_accept\": {:.3f}, "
+                           "\"spurious_per_accept\": {:.3f}, \"switches_per_accept\": {:.3f}, \"spread_min\": {}, "
+                           "\"spread_max\": {}, \"spread_cv\": {:.3f}, \"conn_per_s\": {:.0f}, \"p99_ms\": {:.3f}, "
+                           "\"errors\": {}}}",
+                           i ? "," : "", r.strategy, r.accepts, r.wakeups, r.spurious, r.switches, r.spread_min,
+                           r.spread_max, r.spread_cv, r.conn_per_s, r.p99_ms, r.errors);
+    }
+    return out + "\n]}";
+}
+
+std::string herd_table(const std::vector<HerdRow>& rows) {
+    std::string out =
+        "| strategy | accepts | wakeups/accept | spurious/accept | ctx switches/accept | spread min-max | spread CV | "
+        "conn/s under load | p99 ms | errors |\n|---|---|---|---|---|---|---|---|---|---|\n";
+    for (const HerdRow& r : rows)
+        out += fmt::format("| {} | {:.0f} | {:.2f} | {:.2f} | {:.2f} | {:.0f}-{:.0f} | {:.2f} | {:.0f} | {:.2f} | {} |\n",
+                           r.strategy, r.accepts, r.wakeups, r.spurious, r.switches, r.spread_min, r.spread_max,
+                           r.spread_cv, r.conn_per_s, r.p99_ms, r.errors);
+    return out;
+}
+
+}  // namespace lg

@@ -1,0 +1,54 @@
+// proc.hpp: servers under test, started and watched from outside, as a
+// student would with ps and /proc (herd and compare use it).
+#pragma once
+
+#include "fd.hpp"
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lg {
+
+/// A server started in its own process group, stdout and stderr on pipes.
+struct Spawned {
+    pid_t pid = -1;  // also the process group id: every process it forks is in the group
+    int port = 0;
+    sl::Fd out, err;
+};
+
+/// Starts argv (argv[0] is a path) in a new process group. With
+/// `listening_line`, waits (5 s at most) for the models' "listening on
+/// HOST:PORT" line and takes the port from it; otherwise waits until `port`
+/// accepts connections. Throws std::runtime_error with what went wrong.
+Spawned spawn_server(const std::vector<std::string>& argv, bool listening_line, int port = 0);
+
+/// SIGTERM to the leader; after `grace_s` SIGKILL to the whole group. Returns
+/// what the server wrote to stderr (its summary). Nothing is left running.
+std::string stop_server(Spawned& s, double grace_s = 5);
+
+/// A free TCP port on 127.0.0.1 (for servers that cannot be given port 0).
+int free_port();
+
+/// One line of /proc/PID/stat, the fields we use (times in seconds).
+struct ProcStat {
+    pid_t pid = 0, ppid = 0, pgid = 0;
+    char state = '?';
+    double utime = 0, stime = 0, cutime = 0, cstime = 0;  // c*: reaped children
+    long threads = 0;
+    uint64_t rss_kib = 0;
+};
+bool read_stat(pid_t pid, ProcStat& out);
+std::vector<ProcStat> group_members(pid_t pgid);
+std::vector<pid_t> children_of(pid_t parent);
+uint64_t voluntary_switches(pid_t pid);
+
+/// Connects to 127.0.0.1:port, sends `request`, returns the first answer line ("" on failure).
+std::string ask(int port, const std::string& request);
+
+/// The directory of this executable (build/bin), to find the models beside it.
+std::string self_dir();
+
+}  // namespace lg

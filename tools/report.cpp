@@ -1,0 +1,125 @@
+// report.cpp: compare's results as JSON (everything), CSV (a row per run)
+// and Markdown (a table per scenario, the lesson above it).
+#include "compare.hpp"
+#include "json.hpp"
+
+#include <fmt/format.h>
+
+namespace lg {
+namespace {
+
+double ms(uint64_t us) { return static_cast<double>(us) / 1000.0; }
+
+const Histogram& focus_latency(const Report& report, const Run& run) {
+    for (const Scenario& s : report.scenarios)
+        if (s.name == run.scenario && s.focus < run.result.per_request.size()) return run.result.per_request[s.focus].latency;
+    return run.result.latency;
+}
+
+std::string errors_text(const LoadResult& r) {
+    std::string out;
+    for (size_t f = 0; f < r.failures.size(); ++f)
+        if (r.failures[f]) out += fmt::format("{}{} {}", out.empty() ? "" : ", ", kFailureNames[f], r.failures[f]);
+    return out.empty() ? "0" : out;
+}
+
+std::string busiest_text(const Usage& u) {
+    if (u.workers < 2 || u.busiest == 0) return "-";
+    return fmt::format("{:.0f}% of {}", u.busiest * 100, u.workers);
+}
+
+}  // namespace
+
+std::string report_json(const Report& report) {
+    const Machine& m = report.machine;
+    std::string out = fmt::format(
+        "{{\n\"machine\": {{\"cpu\": {}, \"cpus\": {}, \"kernel\": {}, \"date\": {}}},\n"
+        "\"settings\": {{\"duration_s\": {}, \"connections\": {}, \"workers\": {}, \"quick\": {}}},\n\"runs\": [",
+        json_string(m.cpu), m.cpus, json_string(m.kernel), json_string(m.date), report.settings.duration_s,
+        report.settings.connections, report.settings.workers, report.settings.quick ? "true" : "false");
+    for (size_t i = 0; i < report.runs.size(); ++i) {
+        const Run& run = report.runs[i];
+        out += fmt::format("{}\n{{\"scenario\": {}, \"model\": {}, ", i ? "," : "", json_string(run.scenario),
+                           json_string(run.model));
+        if (!run.skipped.empty()) {
+            out += fmt::format("\"skipped\": {}}}", json_string(run.skipped));
+            continue;
+        }
+        const Usage& u = run.usage;
+        std::string timeline;
+        for (auto& [t, cores] : u.timeline) timeline += fmt::format("{}[{:.2f}, {:.3f}]", timeline.empty() ? "" : ", ", t, cores);
+        out += fmt::format(
+            "\"load\": {},\n \"server\": {{\"processes\": {}, \"threads\": {}, \"peak_rss_kib\": {}, \"cpu_user_s\": {:.2f}, "
+            "\"cpu_sys_s\": {:.2f}, \"workers\": {}, \"busiest_worker_share\": {:.3f}, \"cpu_timeline\": [{}], "
+            "\"summary\": {}}}}}",
+            to_json(run.load, run.result), u.processes, u.threads, u.rss_kib, u.user_s, u.sys_s, u.workers, u.busiest,
+            timeline, json_string(run.summary));
+    }
+    out += "\n],\n\"herd\": ";
+    out += report.herd.empty() ? "null" : herd_json(report.herd_options, report.herd);
+    return out + "\n}\n";
+}
+
+std::string report_csv(const Report& report) {
+    std::string out = "scenario,model,requests_per_s,p50_ms,p99_ms,errors,processes,threads,peak_rss_mib,cpu_user_s,"
+                      "cpu_sys_s,busiest_worker_share,skipped\n";
+    for (const Run& run : report.runs) {
+        if (!run.skipped.empty()) {
+            out += fmt::format("{},{},,,,,,,,,,,\"{}\"\n", run.scenario, run.model, run.skipped);
+            continue;
+        }
+        const Histogram& h = focus_latency(report, run);
+        const Usage& u = run.usage;
+        out += fmt::format("{},{},{:.0f},{:.3f},{:.3f},{},{},{},{:.1f},{:.2f},{:.2f},{},\n", run.scenario, run.model,
+                           run.result.rps(), ms(h.percentile(0.5)), ms(h.percentile(0.99)), run.result.errors(),
+                           u.processes, u.threads, static_cast<double>(u.rss_kib) / 1024, u.user_s, u.sys_s,
+                           u.workers >= 2 ? fmt::format("{:.3f}", u.busiest) : "");
+    }
+    return out;
+}
+
+std::string report_markdown(const Report& report) {
+    const Machine& m = report.machine;
+    const Settings& s = report.settings;
+    std::string out = fmt::format(
+        "# serverlab compare, {}\n\n"
+        "Machine: {} ({} CPUs), Linux {}. Each run: {} s, {} client connections, HTTP; prefork models with {} "
+        "workers.{}\n\n",
+        m.date, m.cpu, m.cpus, m.kernel, s.duration_s, s.connections, s.workers, s.quick ? " A --quick run: short, noisy." : "");
+    for (const Scenario& sc : report.scenarios) {
+        if (sc.name == "herd") continue;
+        out += fmt::format("## {}\n\n{}\n\n", sc.name, sc.lesson);
+        std::string latency_of = sc.paths.size() > 1 ? fmt::format(" ({})", sc.paths[sc.focus]) : "";
+        out += fmt::format("| model | req/s | p50 ms{0} | p99 ms{0} | errors | processes | threads | peak RSS MiB | "
+                           "CPU user s | CPU sys s | busiest worker |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+                           latency_of);
+        for (const Run& run : report.runs) {
+            if (run.scenario != sc.name) continue;
+            if (!run.skipped.empty()) {
+                out += fmt::format("| {} | {} | | | | | | | | | |\n", run.model, run.skipped);
+                continue;
+            }
+            const Histogram& h = focus_latency(report, run);
+            const Usage& u = run.usage;
+            out += fmt::format("| {} | {:.0f} | {:.2f} | {:.2f} | {} | {} | {} | {:.1f} | {:.2f} | {:.2f} | {} |\n",
+                               run.model, run.result.rps(), ms(h.percentile(0.5)), ms(h.percentile(0.99)),
+                               errors_text(run.result), u.processes, u.threads, static_cast<double>(u.rss_kib) / 1024,
+                               u.user_s, u.sys_s, busiest_text(u));
+        }
+        out += "\n";
+    }
+    if (!report.herd.empty()) {
+        const HerdOptions& h = report.herd_options;
+        out += fmt::format("## herd\n\nprefork under each accept strategy: {} idle workers, {} connections one after "
+                           "another (the herd), then {} clients connecting for {} s (docs/thundering-herd.md).\n\n{}\n",
+                           h.workers, h.connections, h.clients, h.seconds, herd_table(report.herd));
+    }
+    out += "## What each server printed when it stopped\n\n";
+    for (const Run& run : report.runs)
+        if (run.skipped.empty())
+            out += fmt::format("<details><summary>{} · {}</summary>\n\n```\n{}```\n</details>\n\n", run.scenario, run.model,
+                               run.summary);
+    return out;
+}
+
+}  // namespace lg
