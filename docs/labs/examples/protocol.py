@@ -1,0 +1,73 @@
+"""The text framing of docs/protocol.md, the part a lab's server must speak:
+PING, ECHO, SLEEP, QUIT, and ERR for anything else. Standard library only.
+
+serve(conn) answers one connection until the client leaves or sends QUIT.
+The three servers beside this file differ only in who calls it.
+"""
+import argparse
+import signal
+import socket
+import time
+
+MAX_LINE = 8192
+
+
+def answer(line):
+    """One request line (without LF) -> (answer line, close after it?)."""
+    word, _, rest = line.lstrip(" \t").partition(" ")
+    word = word.upper()
+    if word == "PING" and not rest:
+        return "PONG", False
+    if word == "ECHO":
+        return rest, False
+    if word == "SLEEP" and rest.isdigit() and int(rest) <= 60000:
+        time.sleep(int(rest) / 1000)
+        return f"SLEPT {rest}", False
+    if word == "QUIT":
+        return "BYE", True
+    printable = "".join(c if c.isprintable() else "?" for c in word[:32])
+    return f"ERR unknown command '{printable}'", False
+
+
+def serve(conn):
+    """Answers every complete line; returns when the client closes, resets or QUITs."""
+    buf = b""
+    with conn:
+        while True:
+            try:
+                chunk = conn.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                return
+            if not chunk:
+                return
+            buf += chunk
+            while b"\n" in buf:
+                raw, _, buf = buf.partition(b"\n")
+                line = raw.rstrip(b"\r").decode(errors="replace")
+                if not line.strip():
+                    continue
+                reply, close = answer(line)
+                try:
+                    conn.sendall(reply.encode() + b"\n")  # Python ignores SIGPIPE: a gone client raises instead
+                except OSError:
+                    return
+                if close:
+                    return
+            if len(buf) > MAX_LINE:
+                conn.sendall(b"ERR line too long\n")
+                return
+
+
+def listener():
+    """Parses --port and --workers, and returns (listening socket, options)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--workers", type=int, default=2)
+    options = parser.parse_args()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", options.port))
+    sock.listen(128)
+    print(f"listening on 127.0.0.1:{options.port}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: exit(0))  # SystemExit: `with` blocks close their sockets
+    return sock, options

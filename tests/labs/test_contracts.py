@@ -1,0 +1,296 @@
+"""The contracts a lab's server must meet, checked from outside, in any language.
+
+Each contract is marked with the labs it belongs to. Its docstring's first
+line is the property in words; `hint` says where to look when it fails.
+Only the text framing is required (PING, ECHO, SLEEP, QUIT, ERR for the
+rest); STATS is an optional contract, skipped when a server does not speak it.
+"""
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+HINTS = {}
+
+
+def contract(*labs, hint):
+    def mark(fn):
+        HINTS[fn.__name__] = hint
+        for lab in labs:
+            fn = getattr(pytest.mark, lab)(fn)
+        return fn
+    return mark
+
+
+def settle(predicate, timeout=5.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def sleepers_and_a_ping(server, sleepers, ms):
+    """`sleepers` clients send SLEEP ms then QUIT at once; then one more client PINGs.
+
+    Returns (seconds the PING took, seconds until every sleeper was answered);
+    a PING with no answer within 5 s counts as inf.
+    """
+    holders = [server.connect(timeout=15) for _ in range(sleepers)]
+    try:
+        began = time.monotonic()
+        for h in holders:
+            h.send(f"SLEEP {ms}\nQUIT\n")  # each connection ends after its sleep: a stalled PING gets through later
+        time.sleep(0.1)
+        with server.connect(timeout=5) as c:
+            pinged = time.monotonic()
+            try:
+                assert c.ask("PING") == "PONG"
+                ping_s = time.monotonic() - pinged
+            except (TimeoutError, OSError):
+                ping_s = float("inf")
+        for h in holders:
+            got = h.line()
+            assert got == f"SLEPT {ms}", f"SLEEP {ms} was answered {got!r}"
+        return ping_s, time.monotonic() - began
+    finally:
+        for h in holders:
+            h.close()
+
+
+# ---- protocol ------------------------------------------------------------------------------
+
+@contract("single", "fork", "prefork", "herd", "threads", "supervision",
+          hint="docs/protocol.md, text framing: one request per line, one answer line each")
+def test_protocol_answers(server):
+    """PING, ECHO, SLEEP and QUIT are answered as docs/protocol.md says."""
+    with server.connect() as c:
+        got = c.ask("PING")
+        assert got == "PONG", f"PING was answered {got!r}, not 'PONG'"
+        got = c.ask("ECHO hello world")
+        assert got == "hello world", f"'ECHO hello world' was answered {got!r}"
+        got = c.ask("SLEEP 10")
+        assert got == "SLEPT 10", f"'SLEEP 10' was answered {got!r}"
+        got = c.ask("QUIT")
+        assert got == "BYE", f"QUIT was answered {got!r}, not 'BYE'"
+        assert c.closed_by_server(), "after BYE the server should close the connection"
+
+
+@contract("single", "fork", "prefork", "herd", "threads", "supervision",
+          hint="split the input on LF, not on recv() calls; answer unknown words with 'ERR ...' and keep reading")
+def test_protocol_pipelining_and_errors(server):
+    """Several requests in one write are answered in order; an unknown one gets ERR and the connection goes on."""
+    with server.connect() as c:
+        c.send("PING\r\nECHO a\nFOO\nping\n")
+        got = [c.line() for _ in range(4)]
+    assert got[0] == "PONG" and got[1] == "a", f"pipelined PING, ECHO a were answered {got[:2]}"
+    assert got[2].startswith("ERR"), f"an unknown command 'FOO' was answered {got[2]!r}: it should start with 'ERR'"
+    assert got[3] == "PONG", f"after the error, 'ping' (any case) was answered {got[3]!r}"
+
+
+@contract("single", "fork", "prefork", "herd", "threads", "supervision",
+          hint="a recv() of 0 bytes or ECONNRESET ends that client only; ignore SIGPIPE or send with MSG_NOSIGNAL")
+def test_survives_rude_clients(server):
+    """A client that vanishes mid-request, or resets the connection, does not bring the server down."""
+    import socket
+    import struct
+    with server.connect() as c:
+        c.send("ECHO half a line")  # no LF, then gone
+    with server.connect() as c:
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.send("SLEEP 50\n")  # closes with RST before the answer
+    time.sleep(0.2)
+    for n in range(5):
+        with server.connect() as c:
+            got = c.ask("PING")
+            assert got == "PONG", f"client {n + 1} after two rude ones was answered {got!r}"
+
+
+@contract("single", "fork", "prefork", "herd", "threads", "supervision",
+          hint="install a SIGTERM handler (or keep the default); a master forwards it to its children and waits for them")
+def test_clean_sigterm(server):
+    """SIGTERM stops the whole server within 5 s: no process of it is left."""
+    with server.connect() as c:
+        assert c.ask("PING") == "PONG"
+    tree = server.processes()
+    server.proc.send_signal(signal.SIGTERM)
+    left = settle(lambda: not server.processes(), timeout=5)
+    assert left, (f"5 s after SIGTERM, {len(server.processes())} of its {len(tree)} processes are still running "
+                  f"(pids {server.processes()})")
+
+
+# ---- processes -------------------------------------------------------------------------------
+
+@contract("fork", "prefork", "herd", "threads",
+          hint="a process (or thread) per connection, or a pool of them: accept must not wait for a client to finish")
+def test_concurrency(server):
+    """A PING is answered at once while another client sleeps on its own connection."""
+    ping_s, _ = sleepers_and_a_ping(server, 1, 1500)
+    assert ping_s < 0.75, (f"client B's PING took {ping_s:.2f} s while client A slept 1.5 s on another "
+                           f"connection: connections are not served concurrently")
+
+
+@contract("fork", "prefork", "herd", "supervision",
+          hint="reap every child: a SIGCHLD handler that calls waitpid(-1, WNOHANG) in a loop, or a loop in the master")
+def test_no_zombies(server):
+    """After 20 connections have come and gone, no child is left a zombie."""
+    for n in range(20):
+        with server.connect() as c:
+            assert c.ask(f"ECHO {n}") == str(n)
+    settle(lambda: not server.zombies(), timeout=2)
+    zombies = server.zombies()
+    assert not zombies, (f"{len(zombies)} zombie processes (state Z in /proc) 2 s after 20 connections "
+                             f"closed: nobody called wait() for them")
+
+
+@contract("single", "fork", "prefork", "herd", "threads",
+          hint="close every accepted socket in the process that does not serve it (the parent after fork), and on every error path")
+def test_no_fd_leak(server):
+    """The server holds no more file descriptors after 30 connections than before."""
+    with server.connect() as c:
+        assert c.ask("PING") == "PONG"
+    time.sleep(0.3)
+    before = server.fds()
+    for n in range(30):
+        with server.connect() as c:
+            assert c.ask(f"ECHO {n}") == str(n)
+    settle(lambda: server.fds() <= before, timeout=2)
+    after = server.fds()
+    assert after <= before, (f"the server's processes held {before} descriptors before 30 connections and "
+                             f"{after} after them: about {(after - before) / 30:.1f} leaked per connection")
+
+
+@contract("prefork", "herd", "threads", "supervision",
+          hint="fork the workers once at start; a worker loops on accept and never forks per connection")
+def test_fixed_pool(server):
+    """The workers are forked before clients arrive, and their number does not change with the load."""
+    settle(lambda: len(server.workers()) >= 2, timeout=5)
+    before = sorted(server.workers())
+    assert len(before) >= 2, (f"the server has {len(before)} child processes while no client is connected: a pool "
+                              f"forks at least 2 workers before clients arrive (give it --workers 2)")
+    for n in range(20):
+        with server.connect() as c:
+            assert c.ask(f"ECHO {n}") == str(n)
+    after = sorted(server.workers())
+    assert after == before, (f"workers before 20 connections: {before}, after: {after}: the pool should be the "
+                             f"same processes, not a fork per connection")
+
+
+@contract("herd",
+          hint="a non-blocking listening socket: after poll/epoll says readable, accept may find nothing (EAGAIN): go back to waiting")
+def test_burst_served_by_many(server):
+    """50 clients that connect at once are all answered, and more than one worker holds their connections."""
+    settle(lambda: len(server.workers()) >= 2, timeout=5)
+    answers, errors, owners = [], [], set()
+
+    def client(n):
+        try:
+            with server.connect(timeout=15) as c:
+                answers.append(c.ask("SLEEP 200"))
+        except Exception as e:  # noqa: BLE001 - the message goes into the report
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(50)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 15
+    while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+        owners |= connection_owners(server)  # which processes hold the server side of the connections
+        time.sleep(0.05)
+    for t in threads:
+        t.join(timeout=1)
+    assert not errors and len(answers) == 50, (f"of 50 clients connecting at once, {len(answers)} were answered; "
+                                               f"first errors: {errors[:3]}")
+    assert len(owners) >= 2, (f"the 50 connections were all held by {len(owners)} process(es) {sorted(owners)}: "
+                              f"the other workers never got one")
+
+
+def connection_owners(server):
+    """Pids of the server's processes that hold an established connection on its port (/proc/net/tcp + fds)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == server.port:  # 01: ESTABLISHED
+                inodes.add(fields[9])
+    owners = set()
+    for pid in server.processes():
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    owners.add(pid)
+        except OSError:
+            pass
+    return owners
+
+
+@contract("threads",
+          hint="M threads per process, each serving one connection: N processes x M threads connections at once")
+def test_threads_serve_more_than_processes(server):
+    """8 clients sleeping at once are served together, by fewer than 8 processes."""
+    processes = len(server.processes())
+    ping_s, total_s = sleepers_and_a_ping(server, 8, 1000)
+    assert total_s < 1.8, (f"8 clients each sleeping 1 s took {total_s:.2f} s in all: they were not served at "
+                           f"the same time")
+    assert ping_s < 0.5, f"a PING beside 8 sleeping clients took {ping_s:.2f} s"
+    assert processes < 8 and server.threads() > processes, (
+        f"{processes} processes with {server.threads()} threads in all: this lab asks for threads, "
+        f"fewer than 8 processes")
+
+
+# ---- supervision ---------------------------------------------------------------------------
+
+@contract("supervision",
+          hint="the master waits for its children (waitpid) and forks a new worker for each one that died")
+def test_respawn(server):
+    """A worker killed with SIGKILL is replaced within 5 s, and the server keeps answering."""
+    workers = settle(lambda: len(server.workers()) >= 2 and server.workers(), timeout=5) or []
+    assert len(workers) >= 2, f"the server has {len(workers)} workers; this lab needs a pool of at least 2"
+    os.kill(workers[0], signal.SIGKILL)
+    back = settle(lambda: len(server.workers()) >= len(workers) and workers[0] not in server.workers(), timeout=5)
+    assert back, (f"after SIGKILL of worker {workers[0]}, the server had {len(server.workers())} workers for 5 s "
+                  f"(it had {len(workers)}): the dead worker was not replaced")
+    for n in range(5):
+        with server.connect() as c:
+            assert c.ask("PING") == "PONG", "the server stopped answering after a worker died"
+
+
+@contract("supervision",
+          hint="on SIGTERM stop accepting, let workers finish the request in hand, then exit; SIGKILL only after a timeout")
+def test_graceful_stop(server):
+    """SIGTERM during a request: that request is still answered, then the server exits."""
+    with server.connect(timeout=10) as c:
+        c.send("SLEEP 1000\n")
+        time.sleep(0.2)
+        server.proc.send_signal(signal.SIGTERM)
+        try:
+            got = c.line()
+        except (ConnectionError, OSError) as e:
+            got = repr(e)
+    assert got == "SLEPT 1000", f"the request in flight at SIGTERM got {got!r} instead of 'SLEPT 1000'"
+    assert settle(lambda: not server.processes(), timeout=5), "the server was still running 5 s after SIGTERM"
+
+
+# ---- optional: the toolkit's own servers -------------------------------------------------------
+
+@pytest.mark.optional
+@contract("herd", hint="STATS: accepts=, wakeups= and spurious= summed over every worker (docs/protocol.md)")
+def test_herd_counters(server):
+    """If STATS reports accept counters, they are consistent: every accept follows a wakeup."""
+    with server.connect() as c:
+        stats = c.ask("STATS")
+    if "accepts=" not in stats:
+        pytest.skip("STATS without accept counters (optional for students)")
+    fields = dict(p.split("=", 1) for p in stats.split() if "=" in p)
+    accepts, wakeups, spurious = (int(fields.get(k, -1)) for k in ("accepts", "wakeups", "spurious"))
+    assert wakeups >= accepts >= 1 and 0 <= spurious <= wakeups, \
+        f"STATS says {stats!r}: expected wakeups >= accepts >= 1 and spurious <= wakeups"
