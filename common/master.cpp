@@ -242,7 +242,13 @@ private:
             return;
         }
         int64_t now = monotonic_ms();
-        if (now - s.spawned_ms < kQuickDeathMs) ++s.quick_deaths;
+        // Quick: dead within 10 s of its fork *without having taken a
+        // connection*. A worker that served and was then killed (kill -9, the
+        // OOM killer, a crashing request) proved it can start: replace it at
+        // once, or a few kills in a row would starve the pool into backoff.
+        bool took_work = board_.counts(e.slot).accepts > 0;
+        if (took_work) s.quick_deaths = 0;
+        else if (now - s.spawned_ms < kQuickDeathMs) ++s.quick_deaths;
         int64_t delay = backoff_ms(s.quick_deaths);
         s.role = Slot::waiting;
         s.respawn_at_ms = now + delay;

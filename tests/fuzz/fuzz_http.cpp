@@ -1,0 +1,34 @@
+// The HTTP framing: request heads, routes and percent-decoding on any bytes.
+#include "http.hpp"
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    std::string_view input(reinterpret_cast<const char*>(data), size);
+    size_t lf = input.find('\n');
+    (void)sl::looks_like_http(input.substr(0, lf), lf != std::string_view::npos);
+
+    sl::HttpParse p = sl::parse_http_request(input);
+    switch (p.status) {
+    case sl::HttpParse::need_more:
+        if (size > sl::kMaxHeaderBytes + sl::kMaxTarget + 64) std::abort();  // a head that big must be refused
+        break;
+    case sl::HttpParse::error:
+        if (p.error_status < 400 || p.error_status > 505 || p.reason.empty()) std::abort();
+        break;
+    case sl::HttpParse::complete: {
+        if (p.consumed == 0 || p.consumed > size) std::abort();
+        sl::Route r = sl::route(p.request);
+        if (r.status != 200 && (r.status < 400 || r.status > 499)) std::abort();
+        std::string body;
+        sl::append_response(body, {r.status, r.command.text, p.request.method == "HEAD", !p.request.keep_alive, false});
+        break;
+    }
+    }
+    std::string decoded;
+    if (sl::percent_decode(input, decoded) && decoded.size() > input.size()) std::abort();
+    return 0;
+}
