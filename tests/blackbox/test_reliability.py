@@ -123,6 +123,9 @@ def limit_files(n):
     return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
 
 
+@pytest.mark.skipif(bool(os.environ.get("SERVERLAB_SANITIZER")),
+                    reason="UBSan's vptr check probes memory through a pipe(): with no descriptor left it reports "
+                           "a false 'invalid vptr' and, unrecoverable, kills the worker (docs/reliability.md)")
 def test_fd_exhaustion_no_crash_no_busy_loop_and_recovery(bin_dir):
     """04 with 64 threads but only 32 descriptors: more clients than it can hold."""
     from harness import Server
