@@ -206,13 +206,19 @@ lg::Machine this_machine() {
     return m;
 }
 
+// 01, 01_single_process or single_process -> single_process (as ./lab run accepts them).
+const std::map<std::string, std::string>& model_aliases() {
+    static const std::map<std::string, std::string> alias = {
+        {"01", "single_process"},    {"02", "fork_per_conn"},    {"03", "prefork"},
+        {"04", "prefork_threads"},   {"01_single_process", "single_process"},
+        {"02_fork_per_conn", "fork_per_conn"}, {"03_prefork", "prefork"},
+        {"04_prefork_threads", "prefork_threads"}};
+    return alias;
+}
+
 std::vector<std::string> expand_models(std::vector<std::string> names) {
-    std::map<std::string, std::string> alias = {{"01", "single_process"}, {"02", "fork_per_conn"}, {"03", "prefork"},
-                                                {"04", "prefork_threads"}, {"01_single_process", "single_process"},
-                                                {"02_fork_per_conn", "fork_per_conn"}, {"03_prefork", "prefork"},
-                                                {"04_prefork_threads", "prefork_threads"}};
     for (std::string& n : names)
-        if (alias.count(n)) n = alias[n];
+        if (auto it = model_aliases().find(n); it != model_aliases().end()) n = it->second;
     return names;
 }
 
@@ -231,9 +237,9 @@ int main(int argc, char** argv) {
 
     CLI::App app{"Runs the serverlab models side by side under the same load; writes tables, JSON, CSV and charts.",
                  "compare"};
-    std::vector<std::string> valid_models = {"01", "02", "03", "04", "single_process", "fork_per_conn", "prefork",
-                                             "prefork_threads", "01_single_process", "02_fork_per_conn", "03_prefork",
-                                             "04_prefork_threads", "nginx"};
+    std::vector<std::string> valid_models;
+    for (const lg::Model& m : all_models()) valid_models.push_back(m.name);
+    for (const auto& [alias, name] : model_aliases()) valid_models.push_back(alias);
     app.add_option("--models", model_names, "which models, in order (01..04 or names; nginx for the reference row)")
         ->delimiter(',')->capture_default_str()->check(CLI::IsMember(valid_models));
     app.add_option("--scenarios", scenario_names, "which scenarios, in order")

@@ -26,17 +26,9 @@ def server(request):
     argv = request.config.getoption("--server")
     if not argv:
         pytest.exit("give the server to grade: --server '[\"cmd\", \"--port\", \"{port}\"]'", returncode=2)
-    started = []
-
-    def _start():
-        try:
-            started.append(StudentServer(json.loads(argv)))
-        except RuntimeError as e:
-            pytest.fail(str(e), pytrace=False)
-        return started[-1]
-
-    s = _start()
-    s.restart = _start
+    try:
+        s = StudentServer(json.loads(argv))
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
     yield s
-    for one in started:
-        one.kill()
+    s.kill()
