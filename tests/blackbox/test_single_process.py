@@ -1,4 +1,5 @@
 """01_single_process: its lesson, and the lifecycle every model shares."""
+import os
 import re
 import signal
 import subprocess
@@ -90,3 +91,19 @@ def test_summary_counts_only_the_servers_own_cpu(bin_dir):
         used = float(m.group(1)) + float(m.group(2))
         assert used < 0.3, (f"the summary reports {used:.2f} s of CPU for an idle server whose process "
                             "burnt 0.6 s before exec: it must count from its own start")
+
+
+def test_work_really_spends_cpu(start):
+    """WORK is the CPU-bound request: its steps must run, not be folded into the last one by the compiler."""
+    server = start("single_process")
+
+    def cpu_seconds():
+        with open(f"/proc/{server.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    before = cpu_seconds()
+    with server.connect(timeout=30) as c:
+        assert c.ask("WORK 200000000").startswith("WORKED 200000000 ")
+    used = cpu_seconds() - before
+    assert used >= 0.1, f"WORK 200000000 (about 0.4 s of steps) cost the server only {used:.3f} s of CPU"
