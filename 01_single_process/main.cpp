@@ -9,11 +9,11 @@
 // queues the connection in the listen backlog, but its requests wait there
 // until the first client leaves. One slow client stalls everyone: the limit
 // every later model removes in its own way. See docs/01-single-process.md.
-#include "cli.hpp"
-#include "clock.hpp"
-#include "net.hpp"
-#include "server.hpp"
-#include "signals.hpp"
+#include "base/cli.hpp"
+#include "base/clock.hpp"
+#include "base/signals.hpp"
+#include "net/net.hpp"
+#include "net/server.hpp"
 
 int main(int argc, char** argv) {
     constexpr std::string_view kModel = "single_process";
@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
 
     // socket + bind + listen. From here on the kernel accepts connections for
     // us, even while we are busy, up to --backlog of them.
-    sl::Fd listener = sl::listen_or_die(options.listen());
+    sl::Fd listener = sl::listen_or_die(sl::listen_options(options));
     sl::announce_listening(kModel, options.host, listener.get());
 
     // What STATS reports: one process does all the work, so "the whole

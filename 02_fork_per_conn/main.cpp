@@ -11,14 +11,14 @@
 // Clients no longer wait for each other: each has a process of its own. The
 // costs: a fork() per connection (visible in the CPU summary at exit), and as
 // many processes as clients, hence --max-children. See docs/02-fork-per-connection.md.
-#include "children.hpp"
-#include "cli.hpp"
-#include "clock.hpp"
-#include "net.hpp"
-#include "server.hpp"
-#include "shm.hpp"
-#include "signals.hpp"
-#include "trace.hpp"
+#include "base/cli.hpp"
+#include "base/clock.hpp"
+#include "base/shm.hpp"
+#include "base/signals.hpp"
+#include "base/trace.hpp"
+#include "net/net.hpp"
+#include "net/server.hpp"
+#include "process/children.hpp"
 
 #include <unistd.h>
 
@@ -30,7 +30,7 @@ namespace {
 // Counters every child adds to: shared memory, made before the first fork.
 struct SharedCounters {
     sl::Counters counters;
-    std::atomic<uint64_t> children{0};  // written by the parent only
+    std::atomic<uint64_t> children{0};  // the parent's children.size(), for STATS in a child
 };
 
 }  // namespace
@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
     sl::start_process("parent", options);
     sl::install_master_handlers();  // SIGCHLD sets a flag and wakes the loop; no waitpid in a handler
 
-    sl::Fd listener = sl::listen_or_die(options.listen());
+    sl::Fd listener = sl::listen_or_die(sl::listen_options(options));
     sl::announce_listening(kModel, options.host, listener.get());
 
     SharedCounters* shared = sl::shared_new<SharedCounters>();
@@ -66,14 +66,17 @@ int main(int argc, char** argv) {
                           shared->counters.requests.load(), static_cast<uint64_t>(sl::monotonic_ms() - started_ms)};
     };
 
-    sl::Children children;
+    sl::ChildSet children;
     while (!sl::stop_requested()) {
         // Reap every child that exited since the last round: no zombies.
-        if (sl::take_child_exited()) shared->children -= children.reap().size();
+        if (sl::take_child_exited()) {
+            children.reap();
+            shared->children = children.size();
+        }
 
         // The guard against a fork storm: at the limit, stop accepting. New
         // clients wait in the kernel's backlog until a child exits.
-        if (children.live() >= static_cast<size_t>(max_children)) {
+        if (children.size() >= static_cast<size_t>(max_children)) {
             sl::wait_for_event(-1);
             continue;
         }
@@ -82,7 +85,10 @@ int main(int argc, char** argv) {
         if (!conn) continue;  // a signal (SIGCHLD, a stop) or a transient accept error
         uint64_t serial = ++shared->counters.connections;
 
-        pid_t pid = ::fork();
+        // fork() with signals blocked until the child has its own handlers
+        // and pipes (signals.hpp): a SIGTERM that hits a child just born
+        // must stop that child, not wake this loop.
+        pid_t pid = sl::fork_child();
         if (pid < 0) {
             sl::log("fork: {} (closing connection {})", std::strerror(errno), serial);
             sl::wait_for_event(100);  // EAGAIN: out of processes; give children time to exit
@@ -90,20 +96,19 @@ int main(int argc, char** argv) {
         }
         if (pid == 0) {
             sl::set_role("child");
-            sl::reset_signals_after_fork();
             listener.reset();  // the child serves; it never accepts, so it drops its copy of the listener
             sl::serve_connection(std::move(conn), ctx, serial);
             ::_exit(0);
         }
         conn.reset();  // the parent never serves, so it drops its copy of the connection
         children.add(pid);
-        ++shared->children;
-        sl::trace("forked pid {} for conn {}", pid, serial);
+        shared->children = children.size();
+        SL_TRACE("forked pid {} for conn {}", pid, serial);
     }
 
     // Graceful stop: no more accepts; each child finishes its request and exits.
     listener.reset();
-    shared->children -= children.stop_all(graceful_timeout).size();
+    children.stop_all(graceful_timeout);
     sl::print_summary(kModel, shared->counters.connections, shared->counters.requests);
     return 0;
 }

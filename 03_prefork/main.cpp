@@ -6,37 +6,35 @@
 // Every worker inherits the one listening socket and, by default, blocks in
 // accept() on it; when a connection arrives the kernel wakes one of them
 // (accept has been wake-one on Linux since 2.4). --accept chooses another
-// way to compete (accept.hpp), and the scoreboard counts what each costs.
-// No fork per connection any more, and the number of processes is fixed.
-// The limit: N workers serve N connections at once; client N+1 waits in the
-// backlog until a worker is free. See docs/03-prefork.md.
-#include "accept.hpp"
-#include "cli.hpp"
-#include "master.hpp"
-#include "net.hpp"
-#include "scoreboard.hpp"
-#include "server.hpp"
-#include "signals.hpp"
+// way to compete (accept/accept.hpp), and the scoreboard counts what each
+// costs. No fork per connection any more, and the number of processes is
+// fixed. The limit: N workers serve N connections at once; client N+1 waits
+// in the backlog until a worker is free. See docs/03-prefork.md.
+#include "accept/accept.hpp"
+#include "base/cli.hpp"
+#include "base/signals.hpp"
+#include "net/net.hpp"
+#include "net/server.hpp"
+#include "process/master.hpp"
+#include "process/scoreboard.hpp"
 
 int main(int argc, char** argv) {
     constexpr std::string_view kModel = "prefork";
 
     sl::CommonOptions options;
-    std::string strategy = "blocking";
+    sl::Accept strategy = sl::Accept::blocking;
     sl::MasterOptions master;
     master.model = kModel;
     CLI::App app{"A master and N prefork workers competing in accept().", std::string(kModel)};
     sl::add_common_options(app, options);
     sl::add_pool_options(app, master.pool);  // --workers, --pool dynamic, --max-requests ...
-    app.add_option("--accept", strategy, "how workers compete for connections")
-        ->capture_default_str()
-        ->check(CLI::IsMember(sl::accept_strategy_names()));
+    sl::add_accept_option(app, strategy, sl::all_accept_strategies());
     CLI11_PARSE(app, argc, argv);
 
     sl::start_process("master", options);
     // The strategy decides how the socket is shared: blocking or not, or
-    // (reuseport) only bound by the master, with a listener per worker.
-    const sl::ListenOptions listen = sl::listen_options_for(strategy, options.listen());
+    // (reuseport) one listening socket per place in the pool.
+    const sl::ListenOptions listen = sl::listen_options_for(strategy, sl::listen_options(options));
     sl::Fd listener = sl::listen_or_die(listen);
     sl::announce_listening(kModel, options.host, listener.get());
 
@@ -44,36 +42,39 @@ int main(int argc, char** argv) {
     // pool that grows or restarts). It must exist before the first fork:
     // workers write their counters, STATS sums them.
     sl::Scoreboard board(master.pool.slots());
-    auto acceptor = sl::make_accept_strategy(strategy, listener.get(), listen, board.size());
-    master.dispatcher = acceptor->dispatcher();
+    auto acceptor = sl::make_accept_strategy(strategy, listener.get(), listen, master.pool.max_workers, board.size());
 
     // What each worker runs, in its own process, after fork().
-    auto worker_main = [&](int slot) {
-        sl::WorkerSlot& me = board.slot(slot);
+    auto worker_main = [&](const sl::WorkerId& id) {
+        sl::WorkerSlot& me = board.slot(id.slot);
         sl::ServerContext ctx;
         ctx.model = kModel;
-        ctx.worker = slot;
+        ctx.worker = id.slot;
         ctx.idle_timeout_s = options.idle_timeout;
         ctx.counters = &me.counters;
         ctx.totals = [&] { return board.totals(kModel); };
         ctx.debug_commands = master.pool.debug_commands;
-        acceptor->worker_init(slot);
+        acceptor->worker_init(id);
 
-        // Serve until told to stop, or until --max-requests says to make way
-        // for a fresh worker (checked between connections: none is cut short).
-        while (!sl::stop_requested() && !board.recycle_due(slot)) {
+        // Serve until told to stop.
+        while (!sl::stop_requested()) {
             me.set_state(sl::WorkerState::idle);
             // Waits with every other idle worker; who is woken depends on the
             // strategy. Empty: a stop, or another worker won this one.
-            sl::Fd conn = acceptor->accept(me);
+            sl::Fd conn = acceptor->accept(me.accept);
             if (!conn) continue;
             me.set_state(sl::WorkerState::busy);
-            uint64_t serial = ++me.counters.connections;
-            sl::serve_connection(std::move(conn), ctx, serial);
+            sl::serve_connection(std::move(conn), ctx, ++me.counters.connections);
+            // --max-requests: the master starts a successor in our place and
+            // then retires us, as a HUP does for all; we serve on meanwhile.
+            if (board.recycle_due(id.slot)) board.ask_to_be_replaced(id.slot);
         }
+        // Leaving: serve what is already ours and no other worker can take
+        // (pass-fd's channel, the socket of a reuseport place that closed).
+        while (sl::Fd conn = acceptor->leftover()) sl::serve_connection(std::move(conn), ctx, ++me.counters.connections);
         me.set_state(sl::WorkerState::exiting);
         return 0;
     };
 
-    return sl::run_master(board, master, worker_main);
+    return sl::run_master(board, *acceptor, master, worker_main);
 }

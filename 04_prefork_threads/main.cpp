@@ -3,45 +3,38 @@
 //     master: listen, create the scoreboard, fork N workers, then supervise
 //     worker: start M threads, each: loop { get a connection; serve it }
 //
-// The master, the scoreboard and the supervision are 03's (common/master.cpp).
+// The master, the scoreboard and the supervision are 03's (process/master.cpp).
 // What changes is inside a worker: M threads serve M connections at once,
 // so N processes serve N x M clients in parallel, and client N x M + 1 waits.
 // Threads share their process's memory (cheap, but one crash takes all M
 // connections down); processes keep crash isolation between groups of M.
-// How a connection reaches a thread is --thread-accept (threads.hpp); how
-// processes compete for it is --accept, as in 03. See docs/04-prefork-threads.md.
-#include "accept.hpp"
-#include "cli.hpp"
-#include "master.hpp"
-#include "net.hpp"
-#include "scoreboard.hpp"
-#include "server.hpp"
-#include "signals.hpp"
-#include "threads.hpp"
+// How a connection reaches a thread is --thread-accept (process/threads.hpp);
+// how processes compete for it is --accept, as in 03. See docs/04-prefork-threads.md.
+#include "accept/accept.hpp"
+#include "base/cli.hpp"
+#include "base/signals.hpp"
+#include "net/net.hpp"
+#include "net/server.hpp"
+#include "process/master.hpp"
+#include "process/scoreboard.hpp"
+#include "process/threads.hpp"
 
 int main(int argc, char** argv) {
     constexpr std::string_view kModel = "prefork_threads";
 
     sl::CommonOptions options;
-    std::string strategy = "blocking";
+    sl::Accept strategy = sl::Accept::blocking;
     sl::ThreadOptions threads;
     sl::MasterOptions master;
     master.model = kModel;
     CLI::App app{"A master and N prefork workers with M threads each.", std::string(kModel)};
     sl::add_common_options(app, options);
     sl::add_pool_options(app, master.pool);  // --workers, --pool dynamic, --max-requests ...
-    app.add_option("--accept", strategy, "how worker processes compete for connections")
-        ->capture_default_str()
-        ->check(CLI::IsMember(sl::accept_strategy_names()));
-    app.add_option("--threads", threads.threads, "serving threads per worker process")
-        ->capture_default_str()
-        ->check(CLI::Range(1, 1024));
-    app.add_option("--thread-accept", threads.mode, "how a worker's threads get connections")
-        ->capture_default_str()
-        ->check(CLI::IsMember(sl::thread_accept_names()));
+    sl::add_accept_option(app, strategy, sl::all_accept_strategies());
+    sl::add_thread_options(app, threads);  // --threads, --thread-accept
     app.parse_complete_callback([&] {
         // fcntl locks belong to processes: every thread of the holder would hold it too.
-        if (strategy == "lock-fcntl" && threads.mode == "each")
+        if (strategy == sl::Accept::lock_fcntl && threads.mode == sl::ThreadAccept::each)
             throw CLI::ValidationError("--accept", "lock-fcntl serializes processes, not threads: "
                                                    "use --thread-accept mutex or queue with it");
     });
@@ -49,28 +42,50 @@ int main(int argc, char** argv) {
 
     sl::start_process("master", options);
     // The strategy decides how the socket is shared: blocking or not, or
-    // (reuseport) only bound by the master, with a listener per worker.
-    const sl::ListenOptions listen = sl::listen_options_for(strategy, options.listen());
+    // (reuseport) one listening socket per place in the pool.
+    const sl::ListenOptions listen = sl::listen_options_for(strategy, sl::listen_options(options));
     sl::Fd listener = sl::listen_or_die(listen);
     sl::announce_listening(kModel, options.host, listener.get());
 
     // One slot per worker, and now one per thread, in memory every process
     // shares. It must exist before the first fork.
     sl::Scoreboard board(master.pool.slots(), threads.threads);
-    auto acceptor = sl::make_accept_strategy(strategy, listener.get(), listen, board.size());
-    master.dispatcher = acceptor->dispatcher();
+    auto acceptor = sl::make_accept_strategy(strategy, listener.get(), listen, master.pool.max_workers, board.size());
 
     // What each worker runs, in its own process, after fork(): M threads.
-    auto worker_main = [&](int slot) {
+    auto worker_main = [&](const sl::WorkerId& id) {
         sl::ServerContext ctx;
         ctx.model = kModel;
-        ctx.worker = slot;
+        ctx.worker = id.slot;
         ctx.idle_timeout_s = options.idle_timeout;
         ctx.totals = [&] { return board.totals(kModel); };
         ctx.debug_commands = master.pool.debug_commands;
-        acceptor->worker_init(slot);
-        return sl::run_worker_threads(board, slot, *acceptor, threads, ctx);
+        acceptor->worker_init(id);
+
+        // What each of the M threads runs: 03's worker loop, one per thread.
+        auto thread_main = [&](sl::WorkerThread& me) {
+            sl::ServerContext mine = ctx;
+            mine.counters = &me.counters();
+            while (!sl::stop_requested()) {
+                // The --thread-accept way: each thread accepts, or takes turns
+                // at a mutex, or takes from the listener thread's queue.
+                sl::Fd conn = me.next_connection();
+                if (!conn) continue;
+                uint64_t serial = me.begin_connection();
+                sl::serve_connection(std::move(conn), mine, serial);
+                me.end_connection();
+                // --max-requests (counted over the whole process): ask for a successor.
+                if (board.recycle_due(id.slot)) board.ask_to_be_replaced(id.slot);
+            }
+            // Leaving: serve what is already ours and no other worker can take.
+            while (sl::Fd conn = me.leftover()) {
+                uint64_t serial = me.begin_connection();
+                sl::serve_connection(std::move(conn), mine, serial);
+                me.end_connection();
+            }
+        };
+        return sl::run_worker_threads(board, id, *acceptor, threads, thread_main);
     };
 
-    return sl::run_master(board, master, worker_main);
+    return sl::run_master(board, *acceptor, master, worker_main);
 }

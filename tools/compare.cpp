@@ -6,6 +6,7 @@
 // stop the server, keep what it printed. Then one table per scenario in
 // results/<timestamp>/results.{md,csv,json}, and charts by tools/plot.py.
 #include "compare.hpp"
+#include "measure.hpp"
 #include "proc.hpp"
 
 #include <CLI/CLI.hpp>
@@ -53,114 +54,6 @@ std::vector<lg::Model> all_models() {
             {"prefork", "03", true},
             {"prefork_threads", "04", true},
             {"nginx", "nginx", true}};
-}
-
-// ---- the server's process tree, sampled from /proc -------------------------------------------
-
-class Sampler {
-public:
-    explicit Sampler(pid_t leader) : leader_(leader), thread_([this] { loop(); }) {}
-    lg::Usage finish() {
-        stop_ = true;
-        thread_.join();
-        return usage_;
-    }
-
-private:
-    struct Tree {
-        double user = 0, sys = 0;
-        std::map<pid_t, double> worker_cpu;
-    };
-
-    // CPU of the tree: every live process, plus the children the leader has
-    // reaped (its cutime/cstime), so 02's short-lived children are not lost.
-    Tree sample() {
-        Tree t;
-        auto members = lg::group_members(leader_);
-        long threads = 0;
-        uint64_t rss = 0;
-        for (const lg::ProcStat& p : members) {
-            t.user += p.utime;
-            t.sys += p.stime;
-            if (p.pid == leader_) t.user += p.cutime, t.sys += p.cstime;
-            else t.worker_cpu[p.pid] = p.utime + p.stime;
-            threads += p.threads;
-            rss += p.rss_kib;
-        }
-        usage_.processes = std::max(usage_.processes, static_cast<int>(members.size()));
-        usage_.threads = std::max(usage_.threads, threads);
-        usage_.rss_kib = std::max(usage_.rss_kib, rss);
-        return t;
-    }
-
-    void loop() {
-        auto start = Clock::now();
-        Tree first = sample(), last = first;
-        while (!stop_) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-            Tree now = sample();
-            double t = std::chrono::duration<double>(Clock::now() - start).count();
-            double prev_t = usage_.timeline.empty() ? 0 : usage_.timeline.back().first;
-            if (t > prev_t) usage_.timeline.push_back({t, (now.user + now.sys - last.user - last.sys) / (t - prev_t)});
-            last = now;
-        }
-        usage_.user_s = last.user - first.user;
-        usage_.sys_s = last.sys - first.sys;
-        // A worker's share: CPU it used between the first and last sample (both must see it).
-        double sum = 0, most = 0;
-        for (auto& [pid, cpu] : last.worker_cpu) {
-            auto was = first.worker_cpu.find(pid);
-            if (was == first.worker_cpu.end()) continue;
-            double used = cpu - was->second;
-            sum += used, most = std::max(most, used), ++usage_.workers;
-        }
-        // Below 50 ms of CPU in all (slow: workers mostly asleep) a share means nothing.
-        usage_.busiest = sum >= 0.05 ? most / sum : 0;
-    }
-
-    pid_t leader_;
-    std::atomic<bool> stop_{false};
-    lg::Usage usage_;
-    std::thread thread_;
-};
-
-// ---- servers --------------------------------------------------------------------------------
-
-struct Setup {
-    std::string bin_dir;
-    int workers = 2;
-    std::string nginx;     // path, or empty when not installed
-    fs::path scratch;      // for nginx's configuration and files
-};
-
-// The models print their listening line before they fork their workers:
-// wait for them, so the sampler's first look sees every worker.
-lg::Spawned wait_for_workers(lg::Spawned s, const lg::Model& m, int workers) {
-    for (int i = 0; m.has_workers && i < 250; ++i) {
-        if (static_cast<int>(lg::group_members(s.pid).size()) >= workers + 1) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return s;
-}
-
-lg::Spawned start_model(const Setup& setup, const lg::Model& m) {
-    if (m.name != "nginx") {
-        std::vector<std::string> argv = {setup.bin_dir + "/" + m.name, "--port", "0"};
-        if (m.has_workers) argv.insert(argv.end(), {"--workers", std::to_string(setup.workers)});
-        return wait_for_workers(lg::spawn_server(argv, true), m, setup.workers);
-    }
-    // nginx as the reference row: the same answer to /ping, its worker count ours.
-    int port = lg::free_port();
-    fs::path dir = setup.scratch;
-    std::ofstream(dir / "nginx.conf") << fmt::format(
-        "daemon off;\nworker_processes {0};\npid {1}/nginx.pid;\nerror_log {1}/error.log;\n"
-        "events {{ worker_connections 4096; }}\nhttp {{\n  access_log off;\n"
-        "  client_body_temp_path {1}/body; proxy_temp_path {1}/proxy; fastcgi_temp_path {1}/fastcgi;\n"
-        "  scgi_temp_path {1}/scgi; uwsgi_temp_path {1}/uwsgi;\n"
-        "  server {{ listen 127.0.0.1:{2}; location / {{ default_type text/plain; return 200 \"PONG\\n\"; }} }}\n}}\n",
-        setup.workers, dir.string(), port);
-    return wait_for_workers(lg::spawn_server({setup.nginx, "-c", (dir / "nginx.conf").string(), "-p", dir.string()}, false, port),
-                            m, setup.workers);
 }
 
 std::string find_nginx() {
@@ -231,7 +124,7 @@ int main(int argc, char** argv) {
     int connections = 16;
     bool quick = false, no_plot = false;
     std::string out_dir = "results";
-    Setup setup;
+    lg::Setup setup;
     setup.bin_dir = lg::self_dir();
     setup.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
@@ -321,8 +214,6 @@ int main(int argc, char** argv) {
             std::string what = fmt::format("{} · {}", sc.name, m.name);
             progress.at(step, 0, what);
             try {
-                lg::Spawned server = start_model(setup, m);
-                run.load.port = server.port;
                 run.load.protocol = lg::Protocol::http;
                 run.load.requests = sc.paths;
                 run.load.weights = sc.weights;
@@ -331,10 +222,9 @@ int main(int argc, char** argv) {
                 run.load.duration_s = duration;
                 // Shorter than the run, so a connection that is never served shows as a timeout.
                 run.load.timeout_s = std::clamp(duration / 2, 0.5, 2.0);
-                Sampler sampler(server.pid);
-                run.result = lg::run_load(run.load, [&](double part) { progress.at(step, part, what); });
-                run.usage = sampler.finish();
-                run.summary = lg::stop_server(server);
+                lg::measure(setup, m, run, [&](const lg::LoadOptions& load) {
+                    return lg::run_load(load, [&](double part) { progress.at(step, part, what); });
+                });
             } catch (const std::exception& e) {
                 run.skipped = fmt::format("failed: {}", e.what());
                 ++failures;

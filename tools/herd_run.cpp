@@ -9,6 +9,7 @@
 //      engine): connections per second and the p99 latency of one connection.
 #include "herd_run.hpp"
 
+#include "accept/accept.hpp"
 #include "load.hpp"
 #include "proc.hpp"
 
@@ -37,10 +38,11 @@ std::map<std::string, double> stats(int port) {
     return out;
 }
 
-// Per-worker accepts from the table the master prints at stop.
+// Per-worker accepts from the table the master prints at stop
+// (slot, pid, gen, place, state, accepts, ...).
 std::vector<double> accepts_per_worker(const std::string& table) {
     std::vector<double> out;
-    static const std::regex row(R"(^\s*\d+\s+\d+\s+\w+\s+(\d+)\s)", std::regex::multiline);
+    static const std::regex row(R"(^\s*\d+\s+\d+\s+\d+\s+\d+\s+\w+\s+(\d+)\s)", std::regex::multiline);
     for (std::sregex_iterator it(table.begin(), table.end(), row), end; it != end; ++it)
         out.push_back(std::stod((*it)[1]));
     return out;
@@ -107,7 +109,9 @@ HerdRow run_herd(const HerdOptions& o, const std::string& strategy) {
 }
 
 std::vector<std::string> herd_strategies() {
-    return {"blocking", "poll", "epoll", "epoll-exclusive", "lock-fcntl", "lock-mutex", "reuseport", "pass-fd"};
+    std::vector<std::string> names;
+    for (const auto& [name, strategy] : sl::accept_strategies()) names.emplace_back(name);
+    return names;
 }
 
 std::string herd_json(const HerdOptions& o, const std::vector<HerdRow>& rows) {

@@ -10,11 +10,9 @@
 // killing us with SIGPIPE.
 #include "load.hpp"
 
-#include "commands.hpp"
-#include "fd.hpp"
-#include "http.hpp"
-#include "json.hpp"
-#include "strings.hpp"
+#include "base/fd.hpp"
+#include "oracle.hpp"
+#include "response.hpp"
 
 #include <fmt/format.h>
 
@@ -43,97 +41,7 @@ uint64_t LoadResult::errors() const { return std::accumulate(failures.begin(), f
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr size_t kMaxAnswer = 1 << 20;  // an answer this long without its end is wrong
 constexpr size_t kWrongSamples = 5;
-
-// ---- what each request must get back ------------------------------------------------------
-
-struct Expected {
-    std::string label;   // the request as given
-    std::string wire;    // the bytes sent
-    std::string answer;  // the answer line (text) or body line (HTTP), without LF
-    bool prefix = false;  // answer is only a prefix (WHO, STATS, ERR ...)
-    int status = 200;     // HTTP only
-    bool closes = false;  // the server closes after answering (QUIT, Connection: close)
-};
-
-Expected expect(const LoadOptions& o, const std::string& request) {
-    Expected e;
-    e.label = request;
-    sl::Command c;
-    if (o.protocol == Protocol::text) {
-        c = sl::parse_command(request);
-        e.wire = request + "\n";
-    } else {
-        sl::HttpRequest r;
-        r.method = "GET";
-        r.target = request;
-        sl::Route route = sl::route(r);
-        c = route.command;
-        e.status = route.status;
-        e.closes = o.conn_per_request;
-        e.wire = fmt::format("GET {} HTTP/1.1\r\nHost: {}\r\n{}\r\n", request, o.host,
-                             o.conn_per_request ? "Connection: close\r\n" : "");
-    }
-    switch (c.verb) {
-    case sl::Verb::ping: e.answer = "PONG"; break;
-    case sl::Verb::echo: e.answer = c.text; break;
-    case sl::Verb::sleep: e.answer = fmt::format("SLEPT {}", c.number); break;
-    case sl::Verb::work: e.answer = fmt::format("WORKED {} {:016x}", c.number, sl::splitmix64_after(c.number)); break;
-    case sl::Verb::who:
-    case sl::Verb::stats: e.answer = "model="; e.prefix = true; break;
-    case sl::Verb::quit: e.answer = "BYE"; e.closes = true; break;
-    case sl::Verb::crash:
-    case sl::Verb::invalid: e.answer = "ERR "; e.prefix = true; break;
-    }
-    return e;
-}
-
-bool matches(const Expected& e, std::string_view got) {
-    return e.prefix ? got.substr(0, e.answer.size()) == e.answer : got == e.answer;
-}
-
-enum class Parse { need_more, right, wrong };
-
-// One answer at the front of `in` (consumed when complete). `server_closes`
-// is set when an HTTP answer says Connection: close.
-Parse parse_answer(Protocol protocol, const Expected& e, std::string& in, std::string& got, bool& server_closes) {
-    if (protocol == Protocol::text) {
-        size_t lf = in.find('\n');
-        if (lf == std::string::npos) return in.size() > kMaxAnswer ? (got = "(no LF in 1 MiB)", Parse::wrong) : Parse::need_more;
-        std::string_view line(in.data(), lf > 0 && in[lf - 1] == '\r' ? lf - 1 : lf);
-        bool right = matches(e, line);
-        if (!right) got = line;
-        in.erase(0, lf + 1);
-        return right ? Parse::right : Parse::wrong;
-    }
-    size_t head_end = in.find("\r\n\r\n");
-    if (head_end == std::string::npos) return in.size() > kMaxAnswer ? (got = "(no header end)", Parse::wrong) : Parse::need_more;
-    std::string_view head(in.data(), head_end);
-    int status = 0;
-    if (head.size() >= 12 && head.substr(0, 7) == "HTTP/1.")
-        std::from_chars(head.data() + 9, head.data() + 12, status);
-    size_t length = 0;
-    for (size_t pos = head.find("\r\n"); pos != std::string_view::npos;) {
-        size_t next = head.find("\r\n", pos + 2);
-        std::string_view line = head.substr(pos + 2, next == std::string_view::npos ? std::string_view::npos : next - pos - 2);
-        size_t colon = line.find(':');
-        if (colon != std::string_view::npos) {
-            std::string_view name = line.substr(0, colon), value = sl::trim(line.substr(colon + 1));
-            if (sl::iequals(name, "Content-Length")) std::from_chars(value.data(), value.data() + value.size(), length);
-            if (sl::iequals(name, "Connection") && sl::iequals(value, "close")) server_closes = true;
-        }
-        pos = next;
-    }
-    if (length > kMaxAnswer) return got = "(body too long)", Parse::wrong;
-    if (in.size() < head_end + 4 + length) return Parse::need_more;
-    std::string_view body(in.data() + head_end + 4, length);
-    bool right = status == e.status &&
-                 (status != 200 || (!body.empty() && body.back() == '\n' && matches(e, body.substr(0, body.size() - 1))));
-    if (!right) got = fmt::format("{} {}", status, body.substr(0, body.find('\n')));
-    in.erase(0, head_end + 4 + length);
-    return right ? Parse::right : Parse::wrong;
-}
 
 // ---- state shared by the threads (read-only while they run, but the budget) -----------------
 
@@ -196,11 +104,16 @@ private:
         conns_[i].state = State::scheduled;
         timers_.push({at, i});
     }
-    void watch(size_t i, uint32_t events, int op) {
+    // Interest in a connection's events. A failure (ENOMEM, ENOSPC: the
+    // limit of watched descriptors) would leave the connection unwatched, to
+    // surface only as a timeout much later: it is a failed connection now.
+    bool watch(size_t i, uint32_t events, int op) {
         epoll_event ev{};
         ev.events = events;
         ev.data.u64 = i;
-        ::epoll_ctl(epoll_.get(), op, conns_[i].fd.get(), &ev);
+        if (::epoll_ctl(epoll_.get(), op, conns_[i].fd.get(), &ev) == 0) return true;
+        fail(i, Failure::connect, Clock::now());
+        return false;
     }
     bool active() const {
         for (const Conn& c : conns_)
@@ -308,7 +221,8 @@ void Worker::send_some(size_t i) {
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            return watch(i, EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);  // the rest when there is room
+            watch(i, EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);  // the rest when there is room
+            return;
         } else {
             return fail(i, Failure::reset, Clock::now());
         }
@@ -324,8 +238,7 @@ void Worker::on_event(size_t i, uint32_t events, Clock::time_point now) {
         if (err != 0) return fail(i, err == ECONNREFUSED ? Failure::refused : Failure::connect, now);
         if (!(events & EPOLLOUT)) return;
         c.state = State::waiting;
-        watch(i, EPOLLIN, EPOLL_CTL_MOD);
-        send_some(i);
+        if (watch(i, EPOLLIN, EPOLL_CTL_MOD)) send_some(i);
         return;
     }
     if (c.state == State::waiting && !c.out.empty() && (events & EPOLLOUT)) {
@@ -483,62 +396,6 @@ LoadResult run_load(const LoadOptions& o, const std::function<void(double)>& pro
             if (all.wrong_samples.size() < kWrongSamples) all.wrong_samples.push_back(w);
     }
     return all;
-}
-
-namespace {
-
-std::string latency_json(const Histogram& h) {
-    auto ms = [](uint64_t us) { return static_cast<double>(us) / 1000.0; };
-    return fmt::format(R"({{"p50": {:.3f}, "p90": {:.3f}, "p99": {:.3f}, "p99.9": {:.3f}, "max": {:.3f}, "mean": {:.3f}}})",
-                       ms(h.percentile(0.5)), ms(h.percentile(0.9)), ms(h.percentile(0.99)), ms(h.percentile(0.999)),
-                       ms(h.max()), h.mean() / 1000.0);
-}
-
-std::string latency_text(const Histogram& h) {
-    auto ms = [](uint64_t us) { return static_cast<double>(us) / 1000.0; };
-    return fmt::format("p50 {:.2f} ms  p90 {:.2f}  p99 {:.2f}  p99.9 {:.2f}  max {:.2f}", ms(h.percentile(0.5)),
-                       ms(h.percentile(0.9)), ms(h.percentile(0.99)), ms(h.percentile(0.999)), ms(h.max()));
-}
-
-}  // namespace
-
-std::string to_json(const LoadOptions& o, const LoadResult& r) {
-    std::string out = fmt::format(
-        R"({{"host": {}, "port": {}, "protocol": "{}", "connections": {}, "conn_per_request": {}, "rate": {}, )"
-        R"("elapsed_s": {:.3f}, "sent": {}, "ok": {}, "errors": {}, "unfinished": {}, "connects": {}, "rps": {:.1f}, )"
-        R"("latency_ms": {}, "failures": {{)",
-        json_string(o.host), o.port, o.protocol == Protocol::text ? "text" : "http", o.connections,
-        o.conn_per_request ? "true" : "false", o.rate, r.elapsed_s, r.sent, r.ok, r.errors(), r.unfinished, r.connects,
-        r.rps(), latency_json(r.latency));
-    for (size_t f = 0; f < r.failures.size(); ++f)
-        out += fmt::format("{}\"{}\": {}", f ? ", " : "", kFailureNames[f], r.failures[f]);
-    out += "}, \"by_request\": [";
-    for (size_t k = 0; k < r.per_request.size(); ++k)
-        out += fmt::format(R"({}{{"request": {}, "ok": {}, "latency_ms": {}}})", k ? ", " : "",
-                           json_string(r.per_request[k].request), r.per_request[k].ok,
-                           latency_json(r.per_request[k].latency));
-    out += "], \"wrong_samples\": [";
-    for (size_t k = 0; k < r.wrong_samples.size(); ++k) out += (k ? ", " : "") + json_string(r.wrong_samples[k]);
-    return out + "]}";
-}
-
-std::string to_text(const LoadOptions& o, const LoadResult& r) {
-    std::string out = fmt::format(
-        "loadgen: {}:{} {}, {} connections ({}), {:.2f} s\n"
-        "  requests  {} sent, {} right answers, {} errors, {} unfinished at the end\n"
-        "  rate      {:.0f} requests/s\n"
-        "  latency   {}\n"
-        "  errors   ",
-        o.host, o.port, o.protocol == Protocol::text ? "text" : "http", o.connections,
-        o.conn_per_request ? "a connection per request" : "keep-alive", r.elapsed_s, r.sent, r.ok, r.errors(),
-        r.unfinished, r.rps(), latency_text(r.latency));
-    for (size_t f = 0; f < r.failures.size(); ++f) out += fmt::format(" {} {}", kFailureNames[f], r.failures[f]);
-    out += "\n";
-    if (r.per_request.size() > 1)
-        for (const PerRequest& p : r.per_request)
-            out += fmt::format("  {:<9} {} right, {}\n", p.request.substr(0, 9), p.ok, latency_text(p.latency));
-    for (const std::string& w : r.wrong_samples) out += fmt::format("  wrong answer: {}\n", w);
-    return out;
 }
 
 }  // namespace lg

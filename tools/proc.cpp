@@ -17,9 +17,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <fstream>
 #include <regex>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -150,60 +148,36 @@ int free_port() {
     return ntohs(addr.sin_port);
 }
 
-bool read_stat(pid_t pid, ProcStat& st) {
-    std::ifstream f(fmt::format("/proc/{}/stat", pid));
-    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    size_t close = text.rfind(')');  // the command name may hold spaces and parentheses
-    if (close == std::string::npos || close + 2 > text.size()) return false;
-    std::istringstream rest(text.substr(close + 2));
-    std::vector<std::string> fields;  // fields[0] is field 3 (state) of proc(5)
-    for (std::string w; rest >> w;) fields.push_back(w);
-    if (fields.size() < 22) return false;
-    const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
-    st.pid = pid;
-    st.state = fields[0][0];
-    st.ppid = std::stoi(fields[1]);
-    st.pgid = std::stoi(fields[2]);
-    st.utime = std::stod(fields[11]) / tick;
-    st.stime = std::stod(fields[12]) / tick;
-    st.cutime = std::stod(fields[13]) / tick;
-    st.cstime = std::stod(fields[14]) / tick;
-    st.threads = std::stol(fields[17]);
-    st.rss_kib = std::stoull(fields[21]) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)) / 1024;
-    return true;
-}
-
 namespace {
 template <typename Keep>
-std::vector<ProcStat> scan(Keep keep) {
-    std::vector<ProcStat> out;
+std::vector<sl::ProcStat> scan(Keep keep) {
+    std::vector<sl::ProcStat> out;
     DIR* d = ::opendir("/proc");
     while (dirent* e = d ? ::readdir(d) : nullptr) {
         if (!std::isdigit(static_cast<unsigned char>(e->d_name[0]))) continue;
-        ProcStat st;
-        if (read_stat(std::atoi(e->d_name), st) && keep(st)) out.push_back(st);
+        std::optional<sl::ProcStat> st = sl::read_proc_stat(std::atoi(e->d_name));
+        if (st && keep(*st)) out.push_back(*st);
     }
     if (d) ::closedir(d);
     return out;
 }
 }  // namespace
 
-std::vector<ProcStat> group_members(pid_t pgid) {
-    return scan([pgid](const ProcStat& st) { return st.pgid == pgid; });
+std::vector<sl::ProcStat> group_members(pid_t pgid) {
+    return scan([pgid](const sl::ProcStat& st) { return st.pgid == pgid; });
 }
 
 std::vector<pid_t> children_of(pid_t parent) {
     std::vector<pid_t> out;
-    for (const ProcStat& st : scan([parent](const ProcStat& s) { return s.ppid == parent; })) out.push_back(st.pid);
+    for (const sl::ProcStat& st : scan([parent](const sl::ProcStat& s) { return s.ppid == parent; })) out.push_back(st.pid);
     return out;
 }
 
 uint64_t voluntary_switches(pid_t pid) {
-    std::ifstream f(fmt::format("/proc/{}/status", pid));
-    std::string line;
-    while (std::getline(f, line))
-        if (line.rfind("voluntary_ctxt_switches:", 0) == 0) return std::stoull(line.substr(24));
-    return 0;
+    std::optional<std::string> status = sl::read_proc_file(fmt::format("/proc/{}/status", pid));
+    if (!status) return 0;
+    size_t at = status->find("\nvoluntary_ctxt_switches:");
+    return at == std::string::npos ? 0 : std::strtoull(status->c_str() + at + 25, nullptr, 10);
 }
 
 std::string ask(int port, const std::string& request) {

@@ -2,7 +2,8 @@
 // student would with ps and /proc (herd and compare use it).
 #pragma once
 
-#include "fd.hpp"
+#include "base/fd.hpp"
+#include "base/procfs.hpp"
 
 #include <sys/types.h>
 
@@ -32,16 +33,8 @@ std::string stop_server(Spawned& s, double grace_s = 5);
 /// A free TCP port on 127.0.0.1 (for servers that cannot be given port 0).
 int free_port();
 
-/// One line of /proc/PID/stat, the fields we use (times in seconds).
-struct ProcStat {
-    pid_t pid = 0, ppid = 0, pgid = 0;
-    char state = '?';
-    double utime = 0, stime = 0, cutime = 0, cstime = 0;  // c*: reaped children
-    long threads = 0;
-    uint64_t rss_kib = 0;
-};
-bool read_stat(pid_t pid, ProcStat& out);
-std::vector<ProcStat> group_members(pid_t pgid);
+/// Every process of a process group, as /proc shows it (base/procfs.hpp).
+std::vector<sl::ProcStat> group_members(pid_t pgid);
 std::vector<pid_t> children_of(pid_t parent);
 uint64_t voluntary_switches(pid_t pid);
 

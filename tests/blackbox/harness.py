@@ -21,12 +21,12 @@ HOST = "127.0.0.1"
 class Server:
     """A server process started on a free port; use as a context manager or call stop()."""
 
-    def __init__(self, argv, startup_timeout=10.0, preexec_fn=None):
+    def __init__(self, argv, startup_timeout=10.0, preexec_fn=None, env=None):
         self.argv = [str(a) for a in argv]
         self.stderr_file = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=self.stderr_file, start_new_session=True, preexec_fn=preexec_fn)
+            stderr=self.stderr_file, start_new_session=True, preexec_fn=preexec_fn, env=env)
         self.pid = self.proc.pid
         self.host, self.port = self._read_listening_line(startup_timeout)
 

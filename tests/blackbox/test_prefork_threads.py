@@ -73,3 +73,28 @@ def test_lock_fcntl_with_each_thread_is_refused(bin_dir):
     r = subprocess.run([bin_dir / "prefork_threads", "--accept", "lock-fcntl"], capture_output=True, text=True,
                        timeout=10)
     assert r.returncode != 0 and "serializes processes, not threads" in r.stderr, r
+
+
+def test_pass_fd_threads_serve_in_parallel_and_stop_promptly(start):
+    """pass-fd with --thread-accept each: every thread waits on the process's channel with a "ready" of its own."""
+    server = start_threads(start, 1, 4, "--accept", "pass-fd")
+    import threading
+    done, began = [], time.monotonic()
+
+    def one():
+        with server.connect(timeout=10) as c:
+            assert c.ask("SLEEP 1000") == "SLEPT 1000"
+            done.append(time.monotonic() - began)
+
+    clients = [threading.Thread(target=one) for _ in range(4)]
+    for t in clients:
+        t.start()
+    for t in clients:
+        t.join(timeout=15)
+    assert len(done) == 4 and max(done) < 1.8, (
+        f"4 SLEEP 1000 on 1 worker x 4 threads finished at {[round(d, 2) for d in sorted(done)]} s: "
+        "they should run side by side, not one after another")
+    began = time.monotonic()
+    assert server.stop(timeout=10) == 0
+    took = time.monotonic() - began
+    assert took < 2, f"an idle pass-fd worker took {took:.1f} s to stop: its threads did not see the stop"

@@ -6,6 +6,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from harness import Server
 
 
@@ -107,3 +109,28 @@ def test_work_really_spends_cpu(start):
         assert c.ask("WORK 200000000").startswith("WORKED 200000000 ")
     used = cpu_seconds() - before
     assert used >= 0.1, f"WORK 200000000 (about 0.4 s of steps) cost the server only {used:.3f} s of CPU"
+
+
+def test_untraced_connections_make_no_getpeername_call(bin_dir, tmp_path):
+    """Without --trace, a trace line's arguments are not even computed (SL_TRACE is a macro for that):
+    the peer's address (getpeername, one system call per connection) is only asked for under --trace."""
+    import os
+    import shutil
+    import signal
+    from harness import Server, children_of
+    if not shutil.which("strace"):
+        pytest.skip("needs strace (./lab setup installs it)")
+    log = tmp_path / "strace.log"
+    server = Server(["strace", "-f", "-qq", "-e", "trace=getpeername", "-o", log, bin_dir / "single_process",
+                     "--port", "0"])
+    try:
+        for _ in range(20):
+            with server.connect() as c:
+                assert c.ask("PING") == "PONG"
+        (model,) = children_of(server.pid)
+        os.kill(model, signal.SIGTERM)
+        server.wait(10)
+    finally:
+        server.kill()
+    calls = [line for line in log.read_text().splitlines() if "getpeername" in line]
+    assert not calls, f"without --trace, 20 connections made {len(calls)} getpeername calls: {calls[:2]}"

@@ -1,9 +1,9 @@
 // The command layer: every line parses to a command or a clear ERR, and
 // executing it gives one answer line. SLEEP and WORK are parsed and
 // bounds-checked but not run (they would sleep or spin the fuzzer).
-#include "commands.hpp"
-#include "http.hpp"
-#include "text.hpp"
+#include "protocol/commands.hpp"
+#include "protocol/http.hpp"
+#include "protocol/text.hpp"
 
 #include <cstdint>
 #include <cstdlib>

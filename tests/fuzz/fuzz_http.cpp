@@ -1,5 +1,5 @@
 // The HTTP framing: request heads, routes and percent-decoding on any bytes.
-#include "http.hpp"
+#include "protocol/http.hpp"
 
 #include <cstdint>
 #include <cstdlib>

@@ -1,6 +1,6 @@
 // The text framing: any bytes, split into lines as the connection loop does.
 // A finding is a crash, a sanitizer report, or a broken promise (abort()).
-#include "text.hpp"
+#include "protocol/text.hpp"
 
 #include <cstdint>
 #include <cstdlib>

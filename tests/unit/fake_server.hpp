@@ -1,7 +1,7 @@
 // A ServerView with fixed answers, so WHO and STATS are predictable in tests.
 #pragma once
 
-#include "commands.hpp"
+#include "protocol/commands.hpp"
 
 struct FakeServer : sl::ServerView {
     sl::Identity identity() const override { return {"fake", 10, 1, 11, -1, 7}; }

@@ -1,4 +1,4 @@
-#include "commands.hpp"
+#include "protocol/commands.hpp"
 #include "fake_server.hpp"
 
 #include <gtest/gtest.h>

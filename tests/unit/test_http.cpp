@@ -1,4 +1,4 @@
-#include "http.hpp"
+#include "protocol/http.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "pool.hpp"
+#include "process/pool.hpp"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@ namespace {
 
 sl::PoolOptions dynamic_pool(int min_spare, int max_spare, int max_workers) {
     sl::PoolOptions o;
-    o.pool = "dynamic";
+    o.pool = sl::Pool::dynamic;
     o.min_spare = min_spare;
     o.max_spare = max_spare;
     o.max_workers = max_workers;
@@ -62,4 +62,65 @@ TEST(Recycling, MaxRequestsPlusJitter) {
         EXPECT_GE(n, 100u);
         EXPECT_LE(n, 110u);
     }
+}
+
+// ---- where workers go, and when the outgoing may leave --------------------------------------
+
+namespace {
+
+sl::SlotView running(int place, bool outgoing = false, bool ready = true, bool idle = true) {
+    sl::SlotView s;
+    s.role = sl::SlotView::running;
+    s.place = place;
+    s.outgoing = outgoing;
+    s.ready = ready;
+    s.idle = idle;
+    return s;
+}
+
+sl::SlotView waiting(int place, bool backing_off) {
+    sl::SlotView s;
+    s.role = sl::SlotView::waiting;
+    s.place = place;
+    s.backing_off = backing_off;
+    return s;
+}
+
+}  // namespace
+
+TEST(Places, ANewWorkerTakesTheLowestPlaceNoStayingWorkerHolds) {
+    EXPECT_EQ(sl::free_place({}), 0);
+    EXPECT_EQ(sl::free_place({running(0), running(2)}), 1);
+    EXPECT_EQ(sl::free_place({running(0), waiting(1, true)}), 2) << "a slot waiting to respawn keeps its place";
+    EXPECT_EQ(sl::free_place({running(0, true), running(1, true), running(0)}), 1)
+        << "after a HUP the new generation takes the old one's places, in order";
+}
+
+TEST(Places, OpenPlacesAreThoseWithARunningWorker) {
+    std::vector<bool> open = sl::open_places({running(0), running(2, true)}, 4);
+    EXPECT_EQ(open, (std::vector<bool>{true, false, true, false})) << "an outgoing worker still accepts";
+    sl::SlotView leaving = running(1);
+    leaving.role = sl::SlotView::retiring;
+    EXPECT_EQ(sl::open_places({running(0), leaving}, 3), (std::vector<bool>{true, false, false}))
+        << "a retiring worker's place closes before it is signalled";
+    EXPECT_EQ(sl::open_places({waiting(2, true)}, 3), (std::vector<bool>{false, false, true}))
+        << "with no worker running anywhere, the place about to be respawned";
+}
+
+TEST(Places, ShrinkingRetiresAnIdleStayingWorker) {
+    EXPECT_EQ(sl::pick_to_retire({running(0, false, true, false), running(1, false, true, true)}), 1);
+    EXPECT_EQ(sl::pick_to_retire({running(0, true), running(1, false, true, false)}), 1)
+        << "an outgoing worker is leaving anyway";
+    EXPECT_EQ(sl::pick_to_retire({running(0), waiting(1, true)}), 1) << "a slot backing off is dropped first";
+    EXPECT_EQ(sl::pick_to_retire({running(0, false, true, false), waiting(1, false)}), 0)
+        << "a slot about to be respawned is not: its successor takes over its place";
+    EXPECT_EQ(sl::pick_to_retire({}), -1);
+}
+
+TEST(Places, OutgoingWorkersLeaveOnlyOnceTheirSuccessorsAreReady) {
+    EXPECT_FALSE(sl::outgoing_may_leave({running(0, true), running(0, false, false)}, 1))
+        << "the successor is still starting";
+    EXPECT_TRUE(sl::outgoing_may_leave({running(0, true), running(0, false, true)}, 1));
+    EXPECT_FALSE(sl::outgoing_may_leave({running(0, true), running(0)}, 2)) << "only one of two successors exists";
+    EXPECT_FALSE(sl::outgoing_may_leave({running(0), running(1)}, 2)) << "nobody is outgoing";
 }

@@ -1,7 +1,7 @@
 // The session, fed the way a socket might deliver bytes: whole, one byte at a
 // time, and split in two at every position. The answers must not depend on it.
 #include "fake_server.hpp"
-#include "session.hpp"
+#include "protocol/session.hpp"
 
 #include <gtest/gtest.h>
 

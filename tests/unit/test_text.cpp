@@ -1,4 +1,4 @@
-#include "text.hpp"
+#include "protocol/text.hpp"
 
 #include <gtest/gtest.h>
 

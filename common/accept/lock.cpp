@@ -1,0 +1,122 @@
+// The strategies that let only one worker into accept() at a time.
+//
+// Before Linux fixed the accept() herd, and on systems where select()/poll()
+// on a listener still wakes everyone, servers serialized accept with a lock:
+// idle workers sleep on the lock (which wakes one at a time), and only the
+// holder waits in accept. UNP ch. 30 measures both locks below (serv03,
+// serv04); Apache's prefork MPM calls it the accept mutex. The cost is a lock
+// round trip per connection, counted here as lock_waits when the lock was busy.
+#include "accept/accept.hpp"
+
+#include "base/die.hpp"
+#include "base/shm.hpp"
+#include "base/signals.hpp"
+#include "base/trace.hpp"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace sl {
+namespace {
+
+/// lock-fcntl: a write lock on a temporary file every worker inherited.
+/// fcntl locks belong to the process, so the kernel releases the lock of a
+/// worker that dies, however it dies. The file is unlinked at once: it
+/// needs no name, only the open descriptor.
+class FcntlLockAccept final : public AcceptStrategy {
+public:
+    explicit FcntlLockAccept(int listen_fd) : listen_fd_(listen_fd) {
+        char path[] = "/tmp/serverlab-accept-lock-XXXXXX";
+        lock_.reset(::mkostemp(path, O_CLOEXEC));
+        if (!lock_) die("mkostemp", errno);
+        ::unlink(path);
+    }
+
+    Fd accept(AcceptStats& stats) override {
+        if (!lock(stats)) return Fd();  // interrupted by a stop
+        Fd conn = count_wakeup(try_accept(listen_fd_), stats);
+        set(F_UNLCK, F_SETLK);  // let the next worker in before serving
+        return conn;
+    }
+
+private:
+    bool lock(AcceptStats& stats) {
+        if (set(F_WRLCK, F_SETLK) == 0) return true;  // free: taken at once
+        stats.lock_waits.fetch_add(1, std::memory_order_relaxed);
+        while (set(F_WRLCK, F_SETLKW) < 0) {  // sleep until it is free
+            if (errno != EINTR) die("fcntl F_SETLKW", errno);
+            if (stop_requested()) return false;
+        }
+        return true;
+    }
+
+    int set(short type, int command) {
+        struct flock fl {};
+        fl.l_type = type;
+        fl.l_whence = SEEK_SET;  // l_start = l_len = 0: the whole file
+        return ::fcntl(lock_.get(), command, &fl);
+    }
+
+    int listen_fd_;
+    Fd lock_;
+};
+
+/// lock-mutex: a pthread mutex in shared memory, PTHREAD_PROCESS_SHARED so
+/// that processes may use it, and ROBUST because a process may die holding
+/// it (kill -9 during accept). A plain mutex would then stay locked forever
+/// and every other worker would sleep on it: the server would stop. With a
+/// robust one, the next locker gets EOWNERDEAD, marks the mutex consistent
+/// and carries on (nginx force-unlocks its accept mutex for the same reason).
+/// A waiter is not interrupted by signals; on a stop the holder (woken from
+/// accept by EINTR) unlocks, and each waiter in turn sees the stop.
+class MutexLockAccept final : public AcceptStrategy {
+public:
+    explicit MutexLockAccept(int listen_fd) : listen_fd_(listen_fd), mutex_(shared_new<pthread_mutex_t>()) {
+        pthread_mutexattr_t attr;
+        pthread_mutexattr_init(&attr);
+        pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+        pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+        if (int rc = pthread_mutex_init(mutex_, &attr); rc != 0) die("pthread_mutex_init", rc);
+        pthread_mutexattr_destroy(&attr);
+    }
+
+    Fd accept(AcceptStats& stats) override {
+        lock(stats);
+        Fd conn;
+        if (!stop_requested()) conn = count_wakeup(try_accept(listen_fd_), stats);
+        pthread_mutex_unlock(mutex_);
+        return conn;
+    }
+
+private:
+    void lock(AcceptStats& stats) {
+        int rc = pthread_mutex_trylock(mutex_);
+        if (rc == EBUSY) {
+            stats.lock_waits.fetch_add(1, std::memory_order_relaxed);
+            rc = pthread_mutex_lock(mutex_);
+        }
+        if (rc == EOWNERDEAD) {
+            log("accept mutex: its holder died; recovering it");
+            if (int err = pthread_mutex_consistent(mutex_); err != 0) die("pthread_mutex_consistent", err);
+        } else if (rc != 0) {
+            die("pthread_mutex_lock", rc);
+        }
+    }
+
+    int listen_fd_;
+    pthread_mutex_t* mutex_;  // in shared memory, made before the first fork
+};
+
+}  // namespace
+
+std::unique_ptr<AcceptStrategy> make_lock_strategy(Accept strategy, int listen_fd) {
+    if (strategy == Accept::lock_fcntl) return std::make_unique<FcntlLockAccept>(listen_fd);
+    return std::make_unique<MutexLockAccept>(listen_fd);
+}
+
+}  // namespace sl

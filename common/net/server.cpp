@@ -1,0 +1,163 @@
+#include "net/server.hpp"
+
+#include "base/clock.hpp"
+#include "base/signals.hpp"
+#include "base/trace.hpp"
+#include "net/net.hpp"
+#include "protocol/session.hpp"
+
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+namespace sl {
+namespace {
+
+class ConnectionView final : public ServerView {
+public:
+    ConnectionView(const ServerContext& ctx, uint64_t serial) : ctx_(ctx), serial_(serial) {}
+    Identity identity() const override {
+        return {ctx_.model, ::getpid(), ::getppid(), static_cast<pid_t>(::syscall(SYS_gettid)), ctx_.worker, serial_};
+    }
+    Totals totals() const override { return ctx_.totals(); }
+    bool debug_commands() const override { return ctx_.debug_commands; }
+
+private:
+    const ServerContext& ctx_;
+    uint64_t serial_;
+};
+
+// CPU already used when main() began. exec() keeps a process's CPU times and
+// those of the children it reaped, so a server started by a script (./lab run
+// builds first, then execs) would otherwise report the build's CPU as its own.
+struct CpuBaseline {
+    double user = 0, sys = 0;
+};
+CpuBaseline g_baseline;
+
+CpuBaseline cpu_used() {
+    rusage self{}, children{};
+    ::getrusage(RUSAGE_SELF, &self);
+    ::getrusage(RUSAGE_CHILDREN, &children);
+    return {to_seconds(self.ru_utime) + to_seconds(children.ru_utime),
+            to_seconds(self.ru_stime) + to_seconds(children.ru_stime)};
+}
+
+}  // namespace
+
+void start_process(std::string_view role, const CommonOptions& options) {
+    g_baseline = cpu_used();
+    set_role(std::string(role));
+    enable_trace(options.trace);
+    install_stop_handlers();
+    SL_TRACE("started");
+}
+
+void announce_listening(std::string_view model, std::string_view host, int listen_fd) {
+    std::printf("%.*s listening on %.*s:%d pid %d\n", static_cast<int>(model.size()), model.data(),
+                static_cast<int>(host.size()), host.data(), local_port(listen_fd), ::getpid());
+    std::fflush(stdout);
+}
+
+namespace {
+
+// During a graceful stop, how long a connection with no complete request yet may take to send one.
+constexpr int64_t kStopGraceMs = 1000;
+
+// A read blocked on a quiet connection wakes this often to look at the clock
+// (idle deadline) and the stop flag. A signal wakes it at once (EINTR); the
+// timer bounds the one case a signal cannot: it landed just before the read
+// began. Waiting in poll() on the socket and the stop pipe would avoid that
+// case too, but costs a third system call per request (poll, read, send),
+// measured at a third of the keep-alive throughput (docs/results.md).
+constexpr int kWakeMs = 1000;
+
+// The connection loop. Returns why the connection ended, for the trace.
+const char* run_connection(int fd, Session& session, const ServerContext& ctx, uint64_t serial) {
+    const int64_t idle_ms = int64_t{ctx.idle_timeout_s} * 1000;
+    int64_t deadline = monotonic_ms() + idle_ms;
+    bool answered_any = false;
+    std::string in, out;
+    char buf[16384];
+    for (;;) {
+        // Answer every complete request already received, one at a time.
+        size_t used = 0;
+        while (used < in.size()) {
+            // busy_since lets a master see a request that takes too long (--request-timeout).
+            ctx.counters->busy_since_ms.store(monotonic_ms(), std::memory_order_relaxed);
+            Session::Step s = session.step(std::string_view(in).substr(used), out);
+            ctx.counters->busy_since_ms.store(0, std::memory_order_relaxed);
+            if (s.consumed == 0) break;
+            used += s.consumed;
+            if (!s.answered) continue;
+            answered_any = true;
+            ctx.counters->requests.fetch_add(1, std::memory_order_relaxed);
+            int64_t now = monotonic_ms();
+            ctx.counters->last_active_ms.store(now, std::memory_order_relaxed);
+            deadline = now + idle_ms;
+            SL_TRACE("conn {}: {} -> {}", serial, session.last_request(), session.last_answer());
+            if (!write_all(fd, out)) return "write failed (client gone or not reading)";
+            out.clear();
+            if (session.closing()) return "closed by the server";
+            if (stop_requested()) break;
+        }
+        in.erase(0, used);
+
+        for (;;) {
+            // A graceful stop closes a connection that is idle *between*
+            // requests. One just accepted, or holding half a request, is not
+            // idle: its request is on its way. It gets a short grace to
+            // arrive (as nginx closes only its idle keep-alive connections),
+            // is answered, and then the connection closes.
+            if (stop_requested()) {
+                if (answered_any && in.empty()) return "server stopping";
+                deadline = std::min(deadline, monotonic_ms() + kStopGraceMs);
+            }
+            if (monotonic_ms() >= deadline) {
+                if (stop_requested()) return "server stopping (no request within the grace)";
+                write_all(fd, session.idle_goodbye());
+                return "idle timeout";
+            }
+            size_t got = 0;
+            ReadStatus r = read_or_wake(fd, buf, sizeof buf, got);
+            if (r == ReadStatus::eof) return "client closed";
+            if (r == ReadStatus::error) return "read failed (connection reset)";
+            if (r == ReadStatus::data) {
+                in.append(buf, got);
+                break;
+            }
+        }
+    }
+}
+
+}  // namespace
+
+void serve_connection(Fd conn, const ServerContext& ctx, uint64_t serial) {
+    SL_TRACE("conn {} from {}", serial, peer_name(conn.get()));
+    if (!set_send_timeout(conn.get(), ctx.idle_timeout_s) || !set_receive_wakeup(conn.get(), kWakeMs)) {
+        log("conn {}: setsockopt SO_SNDTIMEO/SO_RCVTIMEO: {} (closing it: without a timeout a silent client "
+            "would hold it past every deadline)", serial, std::strerror(errno));
+        return;
+    }
+    ConnectionView view(ctx, serial);
+    Session session(view);
+    const char* why = run_connection(conn.get(), session, ctx, serial);
+    SL_TRACE("conn {} closed: {}", serial, why);
+}  // `conn` closes here
+
+void print_summary(std::string_view model, uint64_t connections, uint64_t requests) {
+    CpuBaseline now = cpu_used();
+    double user = now.user - g_baseline.user;
+    double sys = now.sys - g_baseline.sys;
+    write_line(fmt::format("{} stopped: {} connections, {} requests, CPU user {:.3f} s sys {:.3f} s "
+                           "(self and children)",
+                           model, connections, requests, user, sys));
+}
+
+}  // namespace sl

@@ -1,0 +1,163 @@
+#include "process/scoreboard.hpp"
+
+#include "base/clock.hpp"
+#include "base/die.hpp"
+#include "base/shm.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <sched.h>
+
+namespace sl {
+
+std::string_view state_name(WorkerState s) {
+    switch (s) {
+    case WorkerState::empty: return "empty";
+    case WorkerState::starting: return "starting";
+    case WorkerState::idle: return "idle";
+    case WorkerState::busy: return "busy";
+    case WorkerState::exiting: return "exiting";
+    }
+    return "?";
+}
+
+Scoreboard::Scoreboard(int slots, int threads_per_worker) {
+    size_t thread_slots = static_cast<size_t>(slots) * static_cast<size_t>(threads_per_worker);
+    void* mem = map_shared_or_die(sizeof(Header) + sizeof(WorkerSlot) * static_cast<size_t>(slots) +
+                                  sizeof(ThreadSlot) * thread_slots + 64);
+    header_ = new (mem) Header();
+    header_->slots = slots;
+    header_->threads = threads_per_worker;
+    header_->started_ms = monotonic_ms();
+    // The slots start at the next 64-byte boundary after the header.
+    auto base = (reinterpret_cast<uintptr_t>(header_ + 1) + 63) & ~uintptr_t{63};
+    slots_ = reinterpret_cast<WorkerSlot*>(base);
+    for (int i = 0; i < slots; ++i) new (&slots_[i]) WorkerSlot();
+    threads_ = reinterpret_cast<ThreadSlot*>(slots_ + slots);  // 64-byte multiples: still aligned
+    for (size_t i = 0; i < thread_slots; ++i) new (&threads_[i]) ThreadSlot();
+    // Non-blocking: a full pipe already says "look", and a worker must never wait on the master.
+    if (::pipe2(doorbell_, O_CLOEXEC | O_NONBLOCK) < 0) die("pipe2 doorbell");
+}
+
+void Scoreboard::ask_to_be_replaced(int i) {
+    if (slots_[i].replace_me.exchange(true)) return;  // asked already (04: another thread did)
+    char ring = 1;
+    [[maybe_unused]] ssize_t n = ::write(doorbell_[1], &ring, 1);
+}
+
+void Scoreboard::drain_doorbell() {
+    char buf[64];
+    while (::read(doorbell_[0], buf, sizeof buf) > 0) {
+    }
+}
+
+int Scoreboard::find(pid_t pid) const {
+    for (int i = 0; i < size(); ++i)
+        if (slots_[i].pid.load(std::memory_order_relaxed) == pid && live(i)) return i;
+    return -1;
+}
+
+Scoreboard::Counts Scoreboard::counts(int i) const {
+    auto add = [](Counts& c, const Counters& k) {
+        c.accepts += k.connections.load(std::memory_order_relaxed);
+        c.requests += k.requests.load(std::memory_order_relaxed);
+        int64_t since = k.busy_since_ms.load(std::memory_order_relaxed);
+        if (since != 0 && (c.busy_since_ms == 0 || since < c.busy_since_ms)) c.busy_since_ms = since;
+    };
+    Counts c;
+    add(c, slots_[i].counters);
+    for (int t = 0; t < threads(); ++t) add(c, thread(i, t).counters);
+    return c;
+}
+
+bool Scoreboard::recycle_due(int i) const {
+    uint64_t limit = slots_[i].max_requests.load(std::memory_order_relaxed);
+    return limit != 0 && counts(i).requests >= limit;
+}
+
+void Scoreboard::prepare(int i, int generation, int place, uint64_t max_requests) {
+    WorkerSlot& w = slots_[i];
+    w.pid = 0;  // the master writes the new one after fork()
+    w.generation = generation;
+    w.place = place;
+    w.max_requests = max_requests;
+    w.replace_me = false;
+    w.counters.busy_since_ms = 0;
+    w.counters.connections = 0;
+    w.counters.requests = 0;
+    w.counters.last_active_ms = monotonic_ms();
+    for (int t = 0; t < threads(); ++t) {
+        ThreadSlot& th = thread(i, t);
+        th.tid = 0;
+        th.set_state(WorkerState::empty);
+        th.counters.connections = 0;
+        th.counters.requests = 0;
+        th.counters.busy_since_ms = 0;
+    }
+    w.accept.wakeups = 0;
+    w.accept.spurious = 0;
+    w.accept.lock_waits = 0;
+    w.started_ms = monotonic_ms();
+    w.set_state(WorkerState::starting);
+}
+
+void Scoreboard::retire(int i) {
+    WorkerSlot& w = slots_[i];
+    Counts c = counts(i);
+    // The seqlock's write side (one writer: the master). Readers that see an
+    // odd count, or a count that changed while they read, read again.
+    uint32_t seq = header_->retiring.load(std::memory_order_relaxed);
+    header_->retiring.store(seq + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    header_->retired_accepts += c.accepts;
+    header_->retired_requests += c.requests;
+    header_->retired_wakeups += w.accept.wakeups.load();
+    header_->retired_spurious += w.accept.spurious.load();
+    w.set_state(WorkerState::empty);  // the pid stays, for the tables: the slot's last worker
+    header_->retiring.store(seq + 2, std::memory_order_release);
+}
+
+uint64_t Scoreboard::live_workers() const {
+    uint64_t n = 0;
+    for (int i = 0; i < size(); ++i) n += live(i);
+    return n;
+}
+
+Totals Scoreboard::totals(std::string_view model) const {
+    // The seqlock's read side: read, and read again if a retirement began
+    // or ended meanwhile. The master holds it for a few stores, so a retry
+    // is rare. A count left odd forever would mean the master died between
+    // two stores; its workers die with it (PR_SET_PDEATHSIG).
+    for (unsigned attempt = 1;; ++attempt) {
+        uint32_t before = header_->retiring.load(std::memory_order_acquire);
+        if (before % 2 == 0) {
+            Totals t = sum(model);
+            std::atomic_thread_fence(std::memory_order_acquire);
+            if (header_->retiring.load(std::memory_order_relaxed) == before) return t;
+        }
+        if (attempt % 64 == 0) ::sched_yield();  // let the master finish
+    }
+}
+
+Totals Scoreboard::sum(std::string_view model) const {
+    Totals t{model, 0, header_->retired_accepts.load(), header_->retired_requests.load(),
+             static_cast<uint64_t>(monotonic_ms() - header_->started_ms)};
+    t.has_accept_counters = true;
+    t.wakeups = header_->retired_wakeups.load();
+    t.spurious = header_->retired_spurious.load();
+    for (int i = 0; i < size(); ++i) {
+        const WorkerSlot& w = slots_[i];
+        if (!live(i)) continue;
+        ++t.workers;
+        Counts c = counts(i);
+        t.connections += c.accepts;
+        t.requests += c.requests;
+        t.wakeups += w.accept.wakeups.load(std::memory_order_relaxed);
+        t.spurious += w.accept.spurious.load(std::memory_order_relaxed);
+    }
+    t.accepts = t.connections;
+    return t;
+}
+
+}  // namespace sl

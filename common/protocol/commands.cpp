@@ -1,0 +1,170 @@
+#include "protocol/commands.hpp"
+
+#include "protocol/strings.hpp"
+
+#include <fmt/format.h>
+
+#include <sys/resource.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <charconv>
+#include <ctime>
+
+namespace sl {
+namespace {
+
+// Decimal digits only, no sign, no spaces inside, within [0, max].
+bool parse_number(std::string_view text, uint64_t max, uint64_t& out) {
+    text = trim(text);
+    if (text.empty()) return false;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    return ec == std::errc() && end == text.data() + text.size() && out <= max;
+}
+
+// What an error message may quote of the client's bytes: short, printable.
+std::string quote(std::string_view word) {
+    std::string out;
+    for (char c : word.substr(0, 32)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+    if (word.size() > 32) out += "...";
+    return out;
+}
+
+// Sleeps until an absolute CLOCK_MONOTONIC deadline, so an interruption by a
+// signal (EINTR, e.g. SIGTERM during a graceful stop) resumes instead of
+// cutting the request short or sleeping longer than asked.
+void sleep_ms(uint64_t ms) {
+    timespec until{};
+    ::clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += static_cast<time_t>(ms / 1000);
+    until.tv_nsec += static_cast<long>(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec += 1;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, nullptr) == EINTR) {
+    }
+}
+
+// The CRASH test hook: die the way a buggy worker would, without leaving a
+// core file in the working directory.
+[[noreturn]] void crash() {
+    rlimit no_core{0, 0};
+    ::setrlimit(RLIMIT_CORE, &no_core);
+    std::abort();
+}
+
+}  // namespace
+
+Command invalid_command(std::string error) {
+    Command c;
+    c.error = std::move(error);
+    return c;
+}
+
+Command make_echo(std::string_view text) {
+    Command c;
+    c.verb = Verb::echo;
+    c.text = std::string(text);
+    return c;
+}
+
+Command make_sleep(std::string_view ms) {
+    Command c;
+    if (!parse_number(ms, kMaxSleepMs, c.number)) return invalid_command("SLEEP needs milliseconds in 0..60000");
+    c.verb = Verb::sleep;
+    return c;
+}
+
+Command make_work(std::string_view steps) {
+    Command c;
+    if (!parse_number(steps, kMaxWorkSteps, c.number)) return invalid_command("WORK needs a step count in 0..1000000000");
+    c.verb = Verb::work;
+    return c;
+}
+
+Command parse_command(std::string_view line) {
+    // Leading blanks never belong to the command word; trailing ones may be ECHO's text.
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+    size_t space = line.find_first_of(" \t");
+    std::string_view word = line.substr(0, space);
+    std::string_view rest = space == std::string_view::npos ? std::string_view() : line.substr(space + 1);
+
+    if (iequals(word, "ECHO")) return make_echo(rest);
+    if (iequals(word, "SLEEP")) return make_sleep(rest);
+    if (iequals(word, "WORK")) return make_work(rest);
+
+    struct Plain {
+        std::string_view name;
+        Verb verb;
+    };
+    static constexpr Plain plain[] = {
+        {"PING", Verb::ping}, {"WHO", Verb::who}, {"STATS", Verb::stats}, {"QUIT", Verb::quit}, {"CRASH", Verb::crash}};
+    for (const Plain& p : plain) {
+        if (!iequals(word, p.name)) continue;
+        if (!trim(rest).empty()) return invalid_command(fmt::format("{} takes no argument", p.name));
+        Command c;
+        c.verb = p.verb;
+        return c;
+    }
+    return invalid_command(fmt::format("unknown command '{}'", quote(word)));
+}
+
+uint64_t splitmix64_after(uint64_t n) {
+    uint64_t state = 0;
+    uint64_t z = 0;
+    for (uint64_t i = 0; i < n; ++i) {
+        z = (state += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        z = z ^ (z >> 31);
+        // Only the last output is answered, and state is just i times a
+        // constant: without this empty asm the compiler computes the last
+        // step directly and WORK stops costing CPU. It makes z "used" by
+        // every step, at no cost of its own.
+        asm volatile("" : "+r"(z));
+    }
+    return z;
+}
+
+std::string format_identity(const Identity& w) {
+    std::string worker = w.worker < 0 ? "-" : std::to_string(w.worker);
+    return fmt::format("model={} pid={} ppid={} tid={} worker={} conn={}", w.model, w.pid, w.ppid, w.tid, worker,
+                       w.conn);
+}
+
+std::string format_totals(const Totals& t) {
+    std::string line = fmt::format("model={} workers={} connections={} requests={} uptime_ms={}", t.model,
+                                   t.workers, t.connections, t.requests, t.uptime_ms);
+    if (t.has_accept_counters)
+        line += fmt::format(" accepts={} wakeups={} spurious={}", t.accepts, t.wakeups, t.spurious);
+    return line;
+}
+
+Answer execute(const Command& c, const ServerView& server) {
+    switch (c.verb) {
+    case Verb::ping:
+        return {"PONG"};
+    case Verb::echo:
+        return {c.text};
+    case Verb::sleep:
+        sleep_ms(c.number);
+        return {fmt::format("SLEPT {}", c.number)};
+    case Verb::work:
+        return {fmt::format("WORKED {} {:016x}", c.number, splitmix64_after(c.number))};
+    case Verb::who:
+        return {format_identity(server.identity())};
+    case Verb::stats:
+        return {format_totals(server.totals())};
+    case Verb::quit:
+        return {"BYE", true};
+    case Verb::crash:
+        if (!server.debug_commands()) return {"ERR unknown command 'CRASH'", false, true};
+        crash();
+    case Verb::invalid:
+        break;
+    }
+    return {"ERR " + c.error, false, true};
+}
+
+}  // namespace sl

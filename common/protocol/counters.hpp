@@ -1,0 +1,36 @@
+// counters.hpp: what a server counts as it serves, and the totals STATS
+// reports. Plain data; no sockets, no processes.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string_view>
+
+namespace sl {
+
+/// Counters that one process, one thread, or one scoreboard slot owns.
+/// Atomic so that threads may share them and a master may read them from
+/// shared memory while the owner writes; relaxed ordering is enough for
+/// statistics.
+struct Counters {
+    std::atomic<uint64_t> connections{0};
+    std::atomic<uint64_t> requests{0};
+    std::atomic<int64_t> last_active_ms{0};  // monotonic: the last accept or answered request
+    std::atomic<int64_t> busy_since_ms{0};   // monotonic: when the request being executed began; 0: none
+};
+
+/// The whole server: STATS's fields (summed over all processes where there are several).
+struct Totals {
+    std::string_view model;
+    uint64_t workers = 0;  // processes (or threads) serving connections now
+    uint64_t connections = 0;
+    uint64_t requests = 0;
+    uint64_t uptime_ms = 0;
+    // Accept competition (prefork models): printed only where has_accept_counters.
+    bool has_accept_counters = false;
+    uint64_t accepts = 0;
+    uint64_t wakeups = 0;
+    uint64_t spurious = 0;
+};
+
+}  // namespace sl

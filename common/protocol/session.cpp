@@ -1,0 +1,85 @@
+#include "protocol/session.hpp"
+
+#include "protocol/http.hpp"
+#include "protocol/text.hpp"
+#include "base/trace.hpp"
+
+namespace sl {
+
+Session::Step Session::step(std::string_view input, std::string& out) {
+    if (closing_) return {};
+    if (framing_ == Framing::unknown) {
+        // The first line that is not blank decides the framing for the whole connection.
+        TextParse first = parse_text_line(input);
+        if (first.status == TextParse::need_more) return {};
+        if (first.status == TextParse::line && is_blank(first.text)) return {first.consumed, false};
+        bool complete = first.status == TextParse::line;
+        framing_ = looks_like_http(complete ? first.text : input, complete) ? Framing::http : Framing::text;
+    }
+    return framing_ == Framing::http ? step_http(input, out) : step_text(input, out);
+}
+
+Session::Step Session::step_text(std::string_view input, std::string& out) {
+    TextParse t = parse_text_line(input);
+    switch (t.status) {
+    case TextParse::need_more:
+        return {};
+    case TextParse::too_long:
+        out += "ERR line too long\n";
+        closing_ = true;
+        note("(line over 8192 bytes)", "ERR line too long");
+        return {input.size(), true};
+    case TextParse::line:
+        break;
+    }
+    if (is_blank(t.text)) return {t.consumed, false};
+    Answer answer = execute(parse_command(t.text), server_);
+    out += answer.line;
+    out += '\n';
+    closing_ = answer.close;
+    note(t.text, answer.line);
+    return {t.consumed, true};
+}
+
+Session::Step Session::step_http(std::string_view input, std::string& out) {
+    HttpParse p = parse_http_request(input);
+    if (p.status == HttpParse::need_more) return {};
+    if (p.status == HttpParse::error) {
+        // An error answer closes the connection: after a malformed request we
+        // cannot know where the next one would start.
+        std::string body = "ERR " + p.reason + "\n";
+        append_response(out, {p.error_status, body, false, true});
+        closing_ = true;
+        note("(malformed HTTP request)", fmt::format("{} {}", p.error_status, p.reason));
+        return {input.size(), true};
+    }
+    const HttpRequest& request = p.request;
+    bool head = request.method == "HEAD";
+    Route r = route(request);
+    if (r.status != 200) {
+        std::string body = "ERR " + r.reason + "\n";
+        append_response(out, {r.status, body, head, true});
+        closing_ = true;
+        note(request.method + " " + request.target, fmt::format("{} {}", r.status, r.reason));
+        return {p.consumed, true};
+    }
+    Answer answer = execute(r.command, server_);
+    std::string body = answer.line + "\n";
+    bool echo_keep_alive = request.minor_version == 0 && request.keep_alive;
+    append_response(out, {200, body, head, !request.keep_alive, echo_keep_alive});
+    closing_ = !request.keep_alive;
+    if (tracing()) note(request.method + " " + request.target, "200 " + answer.line);
+    return {p.consumed, true};
+}
+
+std::string_view Session::idle_goodbye() const {
+    return framing_ == Framing::text ? "ERR idle timeout\n" : "";
+}
+
+void Session::note(std::string_view request, std::string_view answer) {
+    if (!tracing()) return;  // only --trace reads these; keep the hot path free of copies
+    last_request_.assign(request.substr(0, 80));
+    last_answer_.assign(answer.substr(0, 80));
+}
+
+}  // namespace sl

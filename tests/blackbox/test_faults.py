@@ -1,0 +1,59 @@
+"""Calls that fail inside the server, made to fail on purpose (tests/fault/inject.cpp, LD_PRELOAD).
+
+A failed setsockopt() or sigaction() cannot be provoked through the kernel, so
+a small library placed in front of libc makes it fail, and each test checks
+that the failure is looked at: logged or refused, and never silently ignored.
+"""
+import os
+import subprocess
+import time
+
+import pytest
+
+from harness import Client, Server
+
+
+def with_faults(bin_dir, faults):
+    env = dict(os.environ, LD_PRELOAD=str(bin_dir / "libfault_inject.so"), SERVERLAB_FAULTS=faults)
+    # Under AddressSanitizer (./lab asan) the preloaded library comes before ASan's runtime: allowed here.
+    env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+    return env
+
+
+@pytest.mark.parametrize("option", ["SO_RCVTIMEO", "SO_SNDTIMEO"])
+def test_a_connection_whose_timeouts_cannot_be_set_is_closed_and_logged(bin_dir, option):
+    """Without its timeouts a silent client would hold the connection past --idle-timeout and every stop."""
+    server = Server([bin_dir / "single_process", "--port", "0", "--idle-timeout", "1"],
+                    env=with_faults(bin_dir, f"setsockopt:{option}@1"))
+    try:
+        silent = Client("127.0.0.1", server.port, timeout=5)
+        began = time.monotonic()
+        closed = silent.closed_by_server(timeout=3)
+        took = time.monotonic() - began
+        silent.close()
+        assert closed and took < 0.5, \
+            f"setsockopt {option} failed for the first connection; it should be closed at once, not after {took:.1f} s"
+        assert f"setsockopt SO_SNDTIMEO/SO_RCVTIMEO: Cannot allocate memory" in server.stderr(), server.stderr()
+        with Client("127.0.0.1", server.port) as c:
+            assert c.ask("PING") == "PONG", "the next connection (whose setsockopt works) is served"
+    finally:
+        server.kill()
+
+
+def test_a_handler_that_cannot_be_installed_stops_the_start(bin_dir):
+    r = subprocess.run([bin_dir / "prefork", "--port", "0"], capture_output=True, text=True, timeout=10,
+                       env=with_faults(bin_dir, "sigaction:SIGTERM"))
+    assert r.returncode == 1, f"sigaction(SIGTERM) failed, yet the server went on (exit {r.returncode})"
+    assert "sigaction SIGTERM: Invalid argument" in r.stderr, r.stderr
+
+
+def test_loadgen_counts_a_failed_epoll_ctl_as_a_failed_connection(bin_dir):
+    with Server([bin_dir / "single_process", "--port", "0"]) as server:
+        r = subprocess.run([bin_dir / "loadgen", "--port", str(server.port), "--requests", "5", "--timeout", "3",
+                            "--connections", "1", "--json"],
+                           capture_output=True, text=True, timeout=30, env=with_faults(bin_dir, "epoll_ctl"))
+    import json
+    report = json.loads(r.stdout)
+    f = report["failures"]
+    assert f["timeout"] == 0 and f["connect"] == 5, \
+        f"a connection epoll cannot watch must fail as 'connect' at once, not wait for a timeout: {f}"

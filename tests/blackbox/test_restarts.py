@@ -1,0 +1,55 @@
+"""Restarts lose nothing: every way a worker leaves, under load, with every accept strategy.
+
+A worker leaves on a HUP (the rolling restart), on TTOU, when the dynamic
+pool shrinks, and after --max-requests. In each case every connection the
+kernel accepted must be answered, whichever strategy hands connections out:
+including reuseport, whose listeners belong to places in the pool, and
+pass-fd, whose channels carry connections to a particular worker
+(docs/03-prefork.md, "Restarts that lose nothing").
+"""
+import json
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from harness import children_of, wait_until
+
+STRATEGIES = ["blocking", "poll", "epoll", "epoll-exclusive", "lock-fcntl", "lock-mutex", "reuseport", "pass-fd"]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("model", ["prefork", "prefork_threads"])
+def test_every_way_a_worker_leaves_loses_no_request(start, bin_dir, model, strategy):
+    threads = []
+    if model == "prefork_threads":  # lock-fcntl serializes processes: it needs a per-process hand-out
+        threads = ["--threads", "2", "--thread-accept", "mutex" if strategy == "lock-fcntl" else "each"]
+    # A dynamic pool that starts above its spare limit shrinks by itself, one
+    # worker a second; --max-requests recycles a worker every few hundred requests.
+    server = start(model, "--accept", strategy, "--pool", "dynamic", "--start-workers", "4", "--min-spare", "0",
+                   "--max-spare", "1", "--max-workers", "6", "--max-requests", "300", "--max-requests-jitter", "200",
+                   *threads)
+    assert wait_until(lambda: len(children_of(server.pid)) >= 3, 10)
+    load = subprocess.Popen([bin_dir / "loadgen", "--port", str(server.port), "--json", "--conn-per-request",
+                             "--connections", "8", "--duration", "3", "--timeout", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    for sig in [signal.SIGHUP, signal.SIGTTOU, signal.SIGHUP, signal.SIGTTIN, signal.SIGHUP, signal.SIGTTOU]:
+        server.signal(sig)
+        time.sleep(0.4)
+    out, err = load.communicate(timeout=30)
+    report = json.loads(out)
+    assert server.stop(timeout=15) == 0
+    events = re.search(r"spawned (\d+), died (\d+), retired (\d+)", server.stderr())
+    assert events, server.stderr()[-1000:]
+    spawned, died, retired = map(int, events.groups())
+    print(f"\n{model} --accept {strategy}: {report['ok']} answered, failures {report['failures']}; "
+          f"spawned {spawned}, retired {retired}")
+    assert died == 0, f"no worker should die here: {server.stderr()[-1000:]}"
+    assert retired >= 6, f"only {retired} workers were asked to leave: the test did not exercise restarts"
+    assert report["errors"] == 0, (
+        f"{model} --accept {strategy}: {report['errors']} of {report['sent']} requests lost while workers left "
+        f"(HUP x3, TTOU x2, the dynamic pool shrinking, --max-requests): {report['failures']}")
+    assert report["ok"] > 1000, f"only {report['ok']} requests answered in 3 s"

@@ -1,0 +1,90 @@
+// inject.cpp: a fault-injection library for the tests, loaded with LD_PRELOAD.
+//
+// Some failures cannot be caused from outside: setsockopt() or sigaction()
+// failing is not something a test can provoke through the kernel. This
+// library stands in front of libc's function (the dynamic linker resolves a
+// symbol to the first library that defines it; dlsym(RTLD_NEXT) finds the
+// real one behind it) and makes the named calls fail. It is how the tests
+// check that every return value that matters is looked at.
+//
+// SERVERLAB_FAULTS is a comma-separated list of CALL[:WHAT][@N]:
+//   setsockopt:SO_RCVTIMEO   setsockopt(..., SO_RCVTIMEO, ...) fails with ENOMEM
+//   setsockopt:SO_SNDTIMEO   the same for SO_SNDTIMEO
+//   sigaction:SIGTERM        installing a handler for SIGTERM fails with EINVAL
+//   epoll_ctl                every epoll_ctl() fails with ENOMEM
+// With @N only the N-th matching call fails (counted per process), then none.
+#include <dlfcn.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace {
+
+// Does the fault `call:what` apply to this call? Counts matching calls for @N.
+bool should_fail(const char* call, const char* what) {
+    static std::atomic<int> counts[16];
+    const char* spec = std::getenv("SERVERLAB_FAULTS");
+    if (spec == nullptr) return false;
+    std::string name = std::string(call) + (what ? std::string(":") + what : "");
+    std::string list = spec;
+    size_t index = 0;
+    for (size_t start = 0; start <= list.size(); ++index) {
+        size_t end = list.find(',', start);
+        std::string item = list.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        start = end == std::string::npos ? list.size() + 1 : end + 1;
+        size_t at = item.find('@');
+        if (item.substr(0, at) != name) continue;
+        if (at == std::string::npos) return true;
+        int nth = std::atoi(item.c_str() + at + 1);
+        return ++counts[index % 16] == nth;
+    }
+    return false;
+}
+
+template <class F>
+F real(const char* symbol) {
+    return reinterpret_cast<F>(::dlsym(RTLD_NEXT, symbol));
+}
+
+const char* option_name(int level, int option) {
+    if (level != SOL_SOCKET) return "";
+    if (option == SO_RCVTIMEO) return "SO_RCVTIMEO";
+    if (option == SO_SNDTIMEO) return "SO_SNDTIMEO";
+    return "";
+}
+
+}  // namespace
+
+extern "C" {
+
+int setsockopt(int fd, int level, int option, const void* value, socklen_t length) {
+    if (should_fail("setsockopt", option_name(level, option))) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return real<int (*)(int, int, int, const void*, socklen_t)>("setsockopt")(fd, level, option, value, length);
+}
+
+int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
+    if (act != nullptr && should_fail("sigaction", sigabbrev_np(sig) ? (std::string("SIG") + sigabbrev_np(sig)).c_str() : "")) {
+        errno = EINVAL;
+        return -1;
+    }
+    return real<int (*)(int, const struct sigaction*, struct sigaction*)>("sigaction")(sig, act, old);
+}
+
+int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) {
+    if (should_fail("epoll_ctl", nullptr)) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return real<int (*)(int, int, int, struct epoll_event*)>("epoll_ctl")(epfd, op, fd, event);
+}
+
+}  // extern "C"

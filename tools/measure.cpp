@@ -1,0 +1,155 @@
+// measure.cpp: see measure.hpp.
+#include "measure.hpp"
+
+#include "proc.hpp"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+
+namespace lg {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+// ---- the server's process tree, sampled from /proc -------------------------------------------
+
+// Reads the group every 100 ms on a thread of its own, from construction
+// until finish() or destruction (which also stops and joins it).
+class Sampler {
+public:
+    explicit Sampler(pid_t leader) : leader_(leader), thread_([this] { loop(); }) {}
+    ~Sampler() { stop(); }
+    Usage finish() {
+        stop();
+        return usage_;
+    }
+
+private:
+    struct Tree {
+        double user = 0, sys = 0;
+        std::map<pid_t, double> worker_cpu;
+    };
+
+    // CPU of the tree: every live process, plus the children the leader has
+    // reaped (its cutime/cstime), so 02's short-lived children are not lost.
+    Tree sample() {
+        Tree t;
+        auto members = group_members(leader_);
+        long threads = 0;
+        uint64_t rss = 0;
+        for (const sl::ProcStat& p : members) {
+            t.user += p.utime;
+            t.sys += p.stime;
+            if (p.pid == leader_) t.user += p.cutime, t.sys += p.cstime;
+            else t.worker_cpu[p.pid] = p.utime + p.stime;
+            threads += p.threads;
+            rss += p.rss_kib;
+        }
+        usage_.processes = std::max(usage_.processes, static_cast<int>(members.size()));
+        usage_.threads = std::max(usage_.threads, threads);
+        usage_.rss_kib = std::max(usage_.rss_kib, rss);
+        return t;
+    }
+
+    void loop() {
+        auto start = Clock::now();
+        Tree first = sample(), last = first;
+        while (!stop_) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            Tree now = sample();
+            double t = std::chrono::duration<double>(Clock::now() - start).count();
+            double prev_t = usage_.timeline.empty() ? 0 : usage_.timeline.back().first;
+            if (t > prev_t) usage_.timeline.push_back({t, (now.user + now.sys - last.user - last.sys) / (t - prev_t)});
+            last = now;
+        }
+        usage_.user_s = last.user - first.user;
+        usage_.sys_s = last.sys - first.sys;
+        // A worker's share: CPU it used between the first and last sample (both must see it).
+        double sum = 0, most = 0;
+        for (auto& [pid, cpu] : last.worker_cpu) {
+            auto was = first.worker_cpu.find(pid);
+            if (was == first.worker_cpu.end()) continue;
+            double used = cpu - was->second;
+            sum += used, most = std::max(most, used), ++usage_.workers;
+        }
+        // Below 50 ms of CPU in all (slow: workers mostly asleep) a share means nothing.
+        usage_.busiest = sum >= 0.05 ? most / sum : 0;
+    }
+
+    void stop() {
+        stop_ = true;
+        if (thread_.joinable()) thread_.join();
+    }
+
+    pid_t leader_;
+    std::atomic<bool> stop_{false};
+    Usage usage_;
+    std::thread thread_;
+};
+
+// ---- servers --------------------------------------------------------------------------------
+
+
+// The models print their listening line before they fork their workers:
+// wait for them, so the sampler's first look sees every worker.
+Spawned wait_for_workers(Spawned s, const Model& m, int workers) {
+    for (int i = 0; m.has_workers && i < 250; ++i) {
+        if (static_cast<int>(group_members(s.pid).size()) >= workers + 1) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return s;
+}
+
+Spawned start_model(const Setup& setup, const Model& m) {
+    if (m.name != "nginx") {
+        std::vector<std::string> argv = {setup.bin_dir + "/" + m.name, "--port", "0"};
+        if (m.has_workers) argv.insert(argv.end(), {"--workers", std::to_string(setup.workers)});
+        return wait_for_workers(spawn_server(argv, true), m, setup.workers);
+    }
+    // nginx as the reference row: the same answer to /ping, its worker count ours.
+    int port = free_port();
+    fs::path dir = setup.scratch;
+    std::ofstream(dir / "nginx.conf") << fmt::format(
+        "daemon off;\nworker_processes {0};\npid {1}/nginx.pid;\nerror_log {1}/error.log;\n"
+        "events {{ worker_connections 4096; }}\nhttp {{\n  access_log off;\n"
+        "  client_body_temp_path {1}/body; proxy_temp_path {1}/proxy; fastcgi_temp_path {1}/fastcgi;\n"
+        "  scgi_temp_path {1}/scgi; uwsgi_temp_path {1}/uwsgi;\n"
+        "  server {{ listen 127.0.0.1:{2}; location / {{ default_type text/plain; return 200 \"PONG\\n\"; }} }}\n}}\n",
+        setup.workers, dir.string(), port);
+    return wait_for_workers(spawn_server({setup.nginx, "-c", (dir / "nginx.conf").string(), "-p", dir.string()}, false, port),
+                            m, setup.workers);
+}
+
+// A started server that is stopped, with its whole process group, however
+// the scope is left.
+class RunningServer {
+public:
+    explicit RunningServer(Spawned s) : s_(std::move(s)) {}
+    ~RunningServer() { stop(); }
+    int port() const { return s_.port; }
+    pid_t pid() const { return s_.pid; }
+    std::string stop() { return stop_server(s_); }  // a second call returns "" at once
+
+private:
+    Spawned s_;
+};
+
+}  // namespace
+
+void measure(const Setup& setup, const Model& model, Run& run, const LoadFn& load) {
+    RunningServer server(start_model(setup, model));
+    run.load.port = server.port();
+    Sampler sampler(server.pid());
+    run.result = load(run.load);
+    run.usage = sampler.finish();
+    run.summary = server.stop();
+}
+
+}  // namespace lg

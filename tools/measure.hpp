@@ -1,0 +1,33 @@
+// measure.hpp: one model under one load, watched from /proc (compare's runs).
+#pragma once
+
+#include "compare.hpp"
+
+#include <functional>
+#include <string>
+
+namespace lg {
+
+/// Where the servers are, and how they are started.
+struct Setup {
+    std::string bin_dir;  // the models' binaries
+    int workers = 2;      // --workers for the models with workers, worker_processes for nginx
+    std::string nginx;    // nginx's path, or empty when not installed
+    std::string scratch;  // a directory for nginx's configuration and files
+};
+
+/// Runs one load against a server: run_load, or a stand-in in the tests.
+using LoadFn = std::function<LoadResult(const LoadOptions&)>;
+
+/// Starts `model` on a free port, runs `load` against it (run.load gets the
+/// port; the rest of run.load is the caller's) while a sampler reads the
+/// server's process group from /proc every 100 ms, stops the server, and
+/// fills run.result, run.usage and run.summary.
+///
+/// Whatever goes wrong, nothing is left behind: if the load throws, the
+/// sampler thread is stopped and joined (a joinable std::thread destroyed
+/// unjoined calls std::terminate) and the server's whole process group is
+/// stopped, and then the exception goes on to the caller.
+void measure(const Setup& setup, const Model& model, Run& run, const LoadFn& load);
+
+}  // namespace lg
