@@ -264,6 +264,10 @@ private:
         Slot& s = slots_[slot];
         ++board_.events().deaths;
         failed_starts_ = never_ready ? failed_starts_ + 1 : 0;
+        if (failed_) {  // giving up already (several died in one reap): said once
+            s.role = SlotView::empty;
+            return;
+        }
         if (failed_starts_ >= kFailedStartsLimit) {
             log("workers exit before they are ready ({} in a row, the last {}): giving up", failed_starts_,
                 describe_exit(e.status));
