@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
     CLI::App app{"A master and N prefork workers competing in accept().", std::string(kModel)};
     sl::add_common_options(app, options);
     sl::add_pool_options(app, master.pool);  // --workers, --pool dynamic, --max-requests ...
-    sl::add_accept_option(app, strategy, sl::all_accept_strategies());
+    sl::add_accept_option(app, strategy, sl::prefork_strategies(),
+                          "is 06's, for event loops (a blocking worker's accept mutex is lock-mutex)");
     CLI11_PARSE(app, argc, argv);
 
     sl::start_process("master", options);
@@ -76,5 +77,5 @@ int main(int argc, char** argv) {
         return 0;
     };
 
-    return sl::run_master(board, *acceptor, master, worker_main);
+    return sl::run_master(board, acceptor->master_side(), master, worker_main);
 }

@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
     CLI::App app{"A master and N prefork workers with M threads each.", std::string(kModel)};
     sl::add_common_options(app, options);
     sl::add_pool_options(app, master.pool);  // --workers, --pool dynamic, --max-requests ...
-    sl::add_accept_option(app, strategy, sl::all_accept_strategies());
+    sl::add_accept_option(app, strategy, sl::prefork_strategies(),
+                          "is 06's, for event loops (a blocking worker's accept mutex is lock-mutex)");
     sl::add_thread_options(app, threads);  // --threads, --thread-accept
     app.parse_complete_callback([&] {
         // fcntl locks belong to processes: every thread of the holder would hold it too.
@@ -87,5 +88,5 @@ int main(int argc, char** argv) {
         return sl::run_worker_threads(board, id, *acceptor, threads, thread_main);
     };
 
-    return sl::run_master(board, *acceptor, master, worker_main);
+    return sl::run_master(board, acceptor->master_side(), master, worker_main);
 }

@@ -110,7 +110,7 @@ HerdRow run_herd(const HerdOptions& o, const std::string& strategy) {
 
 std::vector<std::string> herd_strategies() {
     std::vector<std::string> names;
-    for (const auto& [name, strategy] : sl::accept_strategies()) names.emplace_back(name);
+    for (sl::Accept a : sl::prefork_strategies()) names.emplace_back(sl::accept_name(a));
     return names;
 }
 

@@ -3,7 +3,7 @@
 #include "base/signals.hpp"
 #include "base/trace.hpp"
 
-#include <map>
+#include <algorithm>
 #include <string>
 
 namespace sl {
@@ -13,14 +13,18 @@ const std::vector<std::pair<std::string_view, Accept>>& accept_strategies() {
         {"blocking", Accept::blocking},     {"poll", Accept::poll},
         {"epoll", Accept::epoll},           {"epoll-exclusive", Accept::epoll_exclusive},
         {"lock-fcntl", Accept::lock_fcntl}, {"lock-mutex", Accept::lock_mutex},
-        {"reuseport", Accept::reuseport},   {"pass-fd", Accept::pass_fd}};
+        {"reuseport", Accept::reuseport},   {"pass-fd", Accept::pass_fd},
+        {"accept-mutex", Accept::accept_mutex}};
     return all;
 }
 
-std::vector<Accept> all_accept_strategies() {
-    std::vector<Accept> all;
-    for (const auto& [name, s] : accept_strategies()) all.push_back(s);
-    return all;
+std::vector<Accept> prefork_strategies() {
+    return {Accept::blocking,   Accept::poll,       Accept::epoll,     Accept::epoll_exclusive,
+            Accept::lock_fcntl, Accept::lock_mutex, Accept::reuseport, Accept::pass_fd};
+}
+
+std::vector<Accept> event_strategies() {
+    return {Accept::epoll, Accept::epoll_exclusive, Accept::reuseport, Accept::accept_mutex};
 }
 
 std::string_view accept_name(Accept strategy) {
@@ -29,11 +33,25 @@ std::string_view accept_name(Accept strategy) {
     return "?";
 }
 
-void add_accept_option(CLI::App& app, Accept& strategy, const std::vector<Accept>& allowed) {
-    std::map<std::string, Accept> names;
-    for (Accept a : allowed) names.emplace(accept_name(a), a);
-    app.add_option("--accept", strategy, "how workers compete for connections")
-        ->transform(CLI::CheckedTransformer(names))
+void add_accept_option(CLI::App& app, Accept& strategy, const std::vector<Accept>& allowed, std::string_view why_not) {
+    std::string list;
+    for (Accept a : allowed) list += (list.empty() ? "" : ", ") + std::string(accept_name(a));
+    auto parse = [allowed, list, why = std::string(why_not)](std::string& text) -> std::string {
+        for (const auto& [name, s] : accept_strategies()) {
+            if (name != text) continue;
+            if (std::find(allowed.begin(), allowed.end(), s) != allowed.end()) return {};
+            return fmt::format("{} {}: use {}", text, why.empty() ? "is not available here" : why, list);
+        }
+        return fmt::format("unknown strategy '{}': use {}", text, list);
+    };
+    app.add_option_function<std::string>(
+           "--accept",
+           [&strategy](const std::string& text) {
+               for (const auto& [name, s] : accept_strategies())
+                   if (name == text) strategy = s;
+           },
+           "how workers compete for connections: " + list)
+        ->check(CLI::Validator(parse, "STRATEGY", "accept"))
         ->default_str(std::string(accept_name(strategy)));
 }
 
@@ -43,6 +61,7 @@ ListenOptions listen_options_for(Accept strategy, ListenOptions base) {
     case Accept::epoll:
     case Accept::epoll_exclusive:
     case Accept::pass_fd:
+    case Accept::accept_mutex:
         base.nonblocking = true;
         break;
     case Accept::reuseport:
@@ -70,6 +89,7 @@ std::unique_ptr<AcceptStrategy> make_accept_strategy(Accept strategy, int listen
     case Accept::poll:
     case Accept::epoll:
     case Accept::epoll_exclusive:
+    case Accept::accept_mutex:  // 06: no strategy object; the event loop and AcceptMutex do it
         break;
     }
     return make_wait_strategy(strategy, listen_fd);

@@ -13,6 +13,10 @@
 //   lock-mutex       ... by a robust process-shared pthread mutex (UNP serv04)
 //   reuseport        a listening socket per worker place (SO_REUSEPORT, Linux 3.9)
 //   pass-fd          the master accepts and passes the fd (SCM_RIGHTS; UNP serv05)
+//
+// For event loops (06), which never block in accept, four of them apply:
+// epoll, epoll-exclusive, reuseport, and accept-mutex, nginx's accept mutex
+// (only the worker holding a shared lock watches the listening socket).
 #pragma once
 
 #include "base/fd.hpp"
@@ -30,16 +34,21 @@
 
 namespace sl {
 
-enum class Accept { blocking, poll, epoll, epoll_exclusive, lock_fcntl, lock_mutex, reuseport, pass_fd };
+enum class Accept { blocking, poll, epoll, epoll_exclusive, lock_fcntl, lock_mutex, reuseport, pass_fd, accept_mutex };
 
 /// Every strategy with its --accept name, in the order the docs present them.
 const std::vector<std::pair<std::string_view, Accept>>& accept_strategies();
-std::vector<Accept> all_accept_strategies();
 std::string_view accept_name(Accept strategy);
 
+/// The strategies of the prefork models (03, 04), and those of 06's event loops.
+std::vector<Accept> prefork_strategies();
+std::vector<Accept> event_strategies();
+
 /// --accept NAME, parsed once by CLI11 into the enum. Only `allowed` are
-/// accepted; any other name is refused with the list of those that are.
-void add_accept_option(CLI::App& app, Accept& strategy, const std::vector<Accept>& allowed);
+/// accepted; another strategy's name is refused with `why_not` and the list
+/// of those that are allowed, an unknown name with that list.
+void add_accept_option(CLI::App& app, Accept& strategy, const std::vector<Accept>& allowed,
+                       std::string_view why_not = "");
 
 /// What a strategy counts, in the worker's scoreboard slot (shared memory:
 /// lock-free atomics only, relaxed: statistics).
@@ -107,6 +116,27 @@ public:
 
     /// The master's part, or nullptr where the master does not take part.
     virtual MasterSide* master_side() { return nullptr; }
+
+    /// After worker_init: the listening socket of this worker's own (reuseport's
+    /// place), for an event loop to watch; -1 where the workers share one.
+    virtual int own_listener() const { return -1; }
+};
+
+/// nginx's accept mutex, for event loops (06 --accept accept-mutex): a
+/// robust, process-shared pthread mutex in shared memory, made before the
+/// first fork. An event loop never waits for a lock, so it is only tried:
+/// the worker that gets it watches the listening socket during its next
+/// turn, the others do not, and try again after at most a short wait.
+class AcceptMutex {
+public:
+    AcceptMutex();
+    /// True if this process now holds it. EOWNERDEAD (its holder died holding
+    /// it) is recovered and counts as taken.
+    bool try_lock();
+    void unlock();
+
+private:
+    void* mutex_;  // a pthread_mutex_t in shared memory
 };
 
 /// The listening socket as the strategy needs it: blocking for `blocking`,

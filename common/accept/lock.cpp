@@ -114,6 +114,33 @@ private:
 
 }  // namespace
 
+AcceptMutex::AcceptMutex() : mutex_(shared_new<pthread_mutex_t>()) {
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    if (int rc = pthread_mutex_init(static_cast<pthread_mutex_t*>(mutex_), &attr); rc != 0)
+        die("pthread_mutex_init", rc);
+    pthread_mutexattr_destroy(&attr);
+}
+
+bool AcceptMutex::try_lock() {
+    auto* m = static_cast<pthread_mutex_t*>(mutex_);
+    int rc = pthread_mutex_trylock(m);
+    if (rc == EBUSY) return false;
+    if (rc == EOWNERDEAD) {
+        log("accept mutex: its holder died; recovering it");
+        if (int err = pthread_mutex_consistent(m); err != 0) die("pthread_mutex_consistent", err);
+        return true;
+    }
+    if (rc != 0) die("pthread_mutex_trylock", rc);
+    return true;
+}
+
+void AcceptMutex::unlock() {
+    pthread_mutex_unlock(static_cast<pthread_mutex_t*>(mutex_));
+}
+
 std::unique_ptr<AcceptStrategy> make_lock_strategy(Accept strategy, int listen_fd) {
     if (strategy == Accept::lock_fcntl) return std::make_unique<FcntlLockAccept>(listen_fd);
     return std::make_unique<MutexLockAccept>(listen_fd);

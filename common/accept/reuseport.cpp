@@ -87,6 +87,8 @@ public:
 
     MasterSide* master_side() override { return this; }
 
+    int own_listener() const override { return mine_; }
+
     // ---- master side ----
     void open_places(const std::vector<bool>& open) override {
         for (size_t p = 0; p < listeners_.size(); ++p) open_[p].store(p < open.size() && open[p]);

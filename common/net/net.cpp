@@ -65,18 +65,14 @@ void set_flag(int fd, int level, int option, const ListenOptions& o, const char*
     if (::setsockopt(fd, level, option, &on, sizeof on) < 0) die_listening(o, what);
 }
 
-// Out of descriptors: say so at most once a second, then pause 100 ms (waking
-// early for a stop). Without the pause a blocking accept would return EMFILE
-// at once, forever: a busy loop that burns a core and helps nobody.
-void back_off_after(int err) {
+// Out of descriptors: say so at most once a second.
+void log_out_of_descriptors(int err) {
     static std::atomic<int64_t> last_logged_ms{-1000};  // atomic: 04's threads share it
     int64_t now = monotonic_ms();
     int64_t last = last_logged_ms.load();
     if (now - last >= 1000 && last_logged_ms.compare_exchange_strong(last, now)) {
         log("accept: {} (pausing accepts; queued clients wait in the backlog)", std::strerror(err));
     }
-    pollfd p{stop_fd(), POLLIN, 0};
-    ::poll(&p, 1, 100);
 }
 
 }  // namespace
@@ -152,14 +148,14 @@ bool readable_within(int fd, int timeout_ms) {
     }
 }
 
-Fd try_accept(int listen_fd) {
+Accepted accept_one(int listen_fd) {
     for (;;) {
         int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-        if (fd >= 0) return Fd(fd);
+        if (fd >= 0) return {Accepted::connection, Fd(fd)};
         int err = errno;
         switch (err) {
         case EINTR:
-            if (stop_requested()) return Fd();
+            if (stop_requested()) return {};
             continue;
         case EAGAIN:
         case ECONNABORTED:  // the client reset the connection while it waited in the backlog
@@ -171,17 +167,27 @@ Fd try_accept(int listen_fd) {
         case EHOSTUNREACH:
         case EOPNOTSUPP:
         case ENETUNREACH:
-            return Fd();
+            return {};
         case EMFILE:
         case ENFILE:
         case ENOBUFS:
         case ENOMEM:
-            back_off_after(err);
-            return Fd();
+            log_out_of_descriptors(err);
+            return {Accepted::out_of_descriptors, Fd()};
         default:
             die("accept (a bug: exiting)", err);
         }
     }
+}
+
+Fd try_accept(int listen_fd) {
+    Accepted a = accept_one(listen_fd);
+    if (a.status == Accepted::out_of_descriptors) {
+        // Without the pause a blocking accept would return EMFILE at once,
+        // forever: a busy loop that burns a core and helps nobody.
+        readable_within(stop_fd(), 100);
+    }
+    return std::move(a.conn);
 }
 
 Fd accept_connection(int listen_fd) {

@@ -53,19 +53,26 @@ Wait wait_readable(int fd, int timeout_ms);
 /// worker that must still collect what is already its own.
 bool readable_within(int fd, int timeout_ms);
 
-/// One accept4(2), with its errors sorted the way muduo and nginx sort them:
+/// One accept4(2) that never waits, with its errors sorted the way muduo and
+/// nginx sort them:
 ///  - EINTR: retried, unless a stop was requested;
-///  - ECONNABORTED, EPROTO and the network errors accept(2) says to treat
-///    like EAGAIN: the client gave up in the backlog; nothing to do;
-///  - EAGAIN: a non-blocking listener had nothing (another process won);
-///  - EMFILE, ENFILE, ENOBUFS, ENOMEM: out of descriptors or memory. Logged
-///    (at most once a second) and followed by a 100 ms pause, so the server
-///    does not spin on a backlog it cannot drain. The connections stay queued
-///    in the kernel and are served once descriptors are free again.
-///  - anything else (EBADF, EINVAL, ENOTSOCK...) is a bug: logged loudly, and
-///    the process exits with status 1.
-/// Returns the connection (CLOEXEC, blocking), or an empty Fd in every case
-/// where the caller should just loop (and check stop_requested()).
+///  - EAGAIN, ECONNABORTED, EPROTO and the network errors accept(2) says to
+///    treat like EAGAIN (the client gave up in the backlog): nothing;
+///  - EMFILE, ENFILE, ENOBUFS, ENOMEM: out of descriptors or memory, logged
+///    at most once a second. The connections stay queued in the kernel and
+///    are served once descriptors are free again;
+///  - anything else (EBADF, EINVAL, ENOTSOCK...) is a bug: logged, and the
+///    process exits with status 1.
+struct Accepted {
+    enum Status { connection, nothing, out_of_descriptors } status = nothing;
+    Fd conn;  // CLOEXEC, blocking (the caller makes it non-blocking if it wants)
+};
+Accepted accept_one(int listen_fd);
+
+/// accept_one() for a worker that waits in accept: out of descriptors, it
+/// pauses 100 ms (waking early for a stop), so that it does not spin on a
+/// backlog it cannot drain. Returns the connection, or an empty Fd in every
+/// case where the caller should just loop (and check stop_requested()).
 Fd try_accept(int listen_fd);
 
 /// wait_readable(listen_fd) then try_accept: the accept of a process that is

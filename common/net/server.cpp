@@ -19,20 +19,6 @@
 namespace sl {
 namespace {
 
-class ConnectionView final : public ServerView {
-public:
-    ConnectionView(const ServerContext& ctx, uint64_t serial) : ctx_(ctx), serial_(serial) {}
-    Identity identity() const override {
-        return {ctx_.model, ::getpid(), ::getppid(), static_cast<pid_t>(::syscall(SYS_gettid)), ctx_.worker, serial_};
-    }
-    Totals totals() const override { return ctx_.totals(); }
-    bool debug_commands() const override { return ctx_.debug_commands; }
-
-private:
-    const ServerContext& ctx_;
-    uint64_t serial_;
-};
-
 // CPU already used when main() began. exec() keeps a process's CPU times and
 // those of the children it reaped, so a server started by a script (./lab run
 // builds first, then execs) would otherwise report the build's CPU as its own.
@@ -50,6 +36,10 @@ CpuBaseline cpu_used() {
 }
 
 }  // namespace
+
+Identity ConnectionView::identity() const {
+    return {ctx_->model, ::getpid(), ::getppid(), static_cast<pid_t>(::syscall(SYS_gettid)), ctx_->worker, serial_};
+}
 
 void start_process(std::string_view role, const CommonOptions& options) {
     g_baseline = cpu_used();

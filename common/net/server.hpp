@@ -24,6 +24,20 @@ struct ServerContext {
     bool debug_commands = false;     // CRASH is accepted (a test hook of the prefork models)
 };
 
+/// WHO's and STATS's view of one connection of a model: who serves it (pid,
+/// ppid, tid, worker, the connection's serial) and the whole server's totals.
+class ConnectionView final : public ServerView {
+public:
+    ConnectionView(const ServerContext& ctx, uint64_t serial) : ctx_(&ctx), serial_(serial) {}
+    Identity identity() const override;
+    Totals totals() const override { return ctx_->totals(); }
+    bool debug_commands() const override { return ctx_->debug_commands; }
+
+private:
+    const ServerContext* ctx_;
+    uint64_t serial_;
+};
+
 /// Names the process for logs and traces, turns on --trace, installs the stop
 /// handlers. The first call of every model's main().
 void start_process(std::string_view role, const CommonOptions& options);

@@ -24,8 +24,8 @@ namespace {
 
 class Master {
 public:
-    Master(Scoreboard& board, AcceptStrategy& acceptor, const MasterOptions& options, const WorkerMain& worker_main)
-        : board_(board), side_(acceptor.master_side()), options_(options), pool_(options.pool),
+    Master(Scoreboard& board, MasterSide* side, const MasterOptions& options, const WorkerMain& worker_main)
+        : board_(board), side_(side), options_(options), pool_(options.pool),
           worker_main_(worker_main), slots_(static_cast<size_t>(board.size())),
           reaped_usage_(static_cast<size_t>(board.size())), target_(pool_.initial_workers()) {}
 
@@ -381,8 +381,8 @@ private:
 
 }  // namespace
 
-int run_master(Scoreboard& board, AcceptStrategy& acceptor, const MasterOptions& options, const WorkerMain& worker_main) {
-    return Master(board, acceptor, options, worker_main).run();
+int run_master(Scoreboard& board, MasterSide* side, const MasterOptions& options, const WorkerMain& worker_main) {
+    return Master(board, side, options, worker_main).run();
 }
 
 }  // namespace sl

@@ -39,7 +39,8 @@ using WorkerMain = std::function<int(const WorkerId& me)>;
 /// Runs the master until a stop; returns the process's exit status: 0 after a
 /// stop, 1 when workers kept failing before they were ready. Call after
 /// listen(), after creating the scoreboard (options.pool.slots() slots) and
-/// the accept strategy, so that workers inherit all three.
+/// the accept strategy, so that workers inherit all three. `side` is the
+/// strategy's part in the master (AcceptStrategy::master_side()), or nullptr.
 ///
 /// Every worker:
 ///  - is forked by fork_child() (signals.hpp): signals blocked around fork,
@@ -49,6 +50,6 @@ using WorkerMain = std::function<int(const WorkerId& me)>;
 ///  - never outlives the master: PR_SET_PDEATHSIG delivers SIGKILL when the
 ///    master dies, and a master that died before prctl() is caught by
 ///    checking getppid() after it.
-int run_master(Scoreboard& board, AcceptStrategy& acceptor, const MasterOptions& options, const WorkerMain& worker_main);
+int run_master(Scoreboard& board, MasterSide* side, const MasterOptions& options, const WorkerMain& worker_main);
 
 }  // namespace sl

@@ -5,21 +5,31 @@
 #include "base/trace.hpp"
 
 namespace sl {
+namespace {
 
-Session::Step Session::step(std::string_view input, std::string& out) {
+// A request consumed with nothing to do (a blank line).
+Session::Parsed skipped(size_t consumed) {
+    Session::Parsed p;
+    p.consumed = consumed;
+    return p;
+}
+
+}  // namespace
+
+Session::Parsed Session::parse(std::string_view input, std::string& out) {
     if (closing_) return {};
     if (framing_ == Framing::unknown) {
         // The first line that is not blank decides the framing for the whole connection.
         TextParse first = parse_text_line(input);
         if (first.status == TextParse::need_more) return {};
-        if (first.status == TextParse::line && is_blank(first.text)) return {first.consumed, false};
+        if (first.status == TextParse::line && is_blank(first.text)) return skipped(first.consumed);
         bool complete = first.status == TextParse::line;
         framing_ = looks_like_http(complete ? first.text : input, complete) ? Framing::http : Framing::text;
     }
-    return framing_ == Framing::http ? step_http(input, out) : step_text(input, out);
+    return framing_ == Framing::http ? parse_http(input, out) : parse_text(input, out);
 }
 
-Session::Step Session::step_text(std::string_view input, std::string& out) {
+Session::Parsed Session::parse_text(std::string_view input, std::string& out) {
     TextParse t = parse_text_line(input);
     switch (t.status) {
     case TextParse::need_more:
@@ -28,20 +38,16 @@ Session::Step Session::step_text(std::string_view input, std::string& out) {
         out += "ERR line too long\n";
         closing_ = true;
         note("(line over 8192 bytes)", "ERR line too long");
-        return {input.size(), true};
+        return {input.size(), false, {}, true};
     case TextParse::line:
         break;
     }
-    if (is_blank(t.text)) return {t.consumed, false};
-    Answer answer = execute(parse_command(t.text), server_);
-    out += answer.line;
-    out += '\n';
-    closing_ = answer.close;
-    note(t.text, answer.line);
-    return {t.consumed, true};
+    if (is_blank(t.text)) return skipped(t.consumed);
+    if (tracing()) pending_.text.assign(t.text.substr(0, 80));
+    return {t.consumed, true, parse_command(t.text)};
 }
 
-Session::Step Session::step_http(std::string_view input, std::string& out) {
+Session::Parsed Session::parse_http(std::string_view input, std::string& out) {
     HttpParse p = parse_http_request(input);
     if (p.status == HttpParse::need_more) return {};
     if (p.status == HttpParse::error) {
@@ -51,7 +57,7 @@ Session::Step Session::step_http(std::string_view input, std::string& out) {
         append_response(out, {p.error_status, body, false, true});
         closing_ = true;
         note("(malformed HTTP request)", fmt::format("{} {}", p.error_status, p.reason));
-        return {input.size(), true};
+        return {input.size(), false, {}, true};
     }
     const HttpRequest& request = p.request;
     bool head = request.method == "HEAD";
@@ -61,15 +67,33 @@ Session::Step Session::step_http(std::string_view input, std::string& out) {
         append_response(out, {r.status, body, head, true});
         closing_ = true;
         note(request.method + " " + request.target, fmt::format("{} {}", r.status, r.reason));
-        return {p.consumed, true};
+        return {p.consumed, false, {}, true};
     }
-    Answer answer = execute(r.command, server_);
-    std::string body = answer.line + "\n";
-    bool echo_keep_alive = request.minor_version == 0 && request.keep_alive;
-    append_response(out, {200, body, head, !request.keep_alive, echo_keep_alive});
-    closing_ = !request.keep_alive;
-    if (tracing()) note(request.method + " " + request.target, "200 " + answer.line);
-    return {p.consumed, true};
+    pending_.head = head;
+    pending_.keep_alive = request.keep_alive;
+    pending_.echo_keep_alive = request.minor_version == 0 && request.keep_alive;
+    if (tracing()) pending_.text = request.method + " " + request.target;
+    return {p.consumed, true, std::move(r.command)};
+}
+
+void Session::answer(const Answer& answer, std::string& out) {
+    if (framing_ == Framing::http) {
+        std::string body = answer.line + "\n";
+        append_response(out, {200, body, pending_.head, !pending_.keep_alive, pending_.echo_keep_alive});
+        closing_ = !pending_.keep_alive;
+        if (tracing()) note(pending_.text, "200 " + answer.line);
+        return;
+    }
+    out += answer.line;
+    out += '\n';
+    closing_ = answer.close;
+    note(pending_.text, answer.line);
+}
+
+Session::Step Session::step(std::string_view input, std::string& out) {
+    Parsed p = parse(input, out);
+    if (p.command) answer(execute(p.what, server_), out);
+    return {p.consumed, p.command || p.answered};
 }
 
 std::string_view Session::idle_goodbye() const {

@@ -1,9 +1,13 @@
 // session.hpp: one connection's protocol state, with no socket inside.
 //
-// The connection loop (serve_connection in server.hpp) reads bytes and hands them here; the
-// session picks the framing from the first line, answers one request per
-// step() and says when the connection must close. GoogleTest drives it with
-// any byte split it likes.
+// A connection loop reads bytes and hands them here; the session picks the
+// framing from the first line, and answers one request at a time in two
+// halves: parse() finds the next request and says which command it asks
+// for, and answer() frames that command's answer (a text line, or an HTTP
+// response). Between the two the caller executes the command: at once
+// (step() does all three, for the blocking models), or later (the event loop
+// answers a SLEEP when its timer fires). GoogleTest drives it with any byte
+// split it likes.
 #pragma once
 
 #include "protocol/commands.hpp"
@@ -20,14 +24,31 @@ class Session {
 public:
     explicit Session(const ServerView& server) : server_(server) {}
 
+    struct Parsed {
+        size_t consumed = 0;   // 0: the front of the input is not a complete request yet
+        bool command = false;  // a command to execute, then answer()
+        Command what;          // ... which one
+        bool answered = false;  // no command: the session answered itself (a protocol error) into `out`
+    };
+
+    /// Finds the request at the front of `input`. A blank line is consumed
+    /// with nothing to do; a malformed request is answered here (an ERR line,
+    /// a 4xx) and may set closing(). Otherwise the caller executes `what`
+    /// and passes the result to answer() before parsing the next request.
+    Parsed parse(std::string_view input, std::string& out);
+
+    /// Appends the answer to the command parse() returned, framed as the
+    /// request was (text line, or HTTP response with its keep-alive rule).
+    void answer(const Answer& answer, std::string& out);
+
     struct Step {
         size_t consumed = 0;    // 0: the front of the input is not a complete request yet
         bool answered = false;  // an answer was appended (blank lines get none)
     };
 
-    /// Handles the first request at the front of `input` and appends its
-    /// answer to `out`. Call again with the rest of the input until consumed
-    /// is 0. Once closing() is true, send `out` and close the connection.
+    /// parse(), execute() at once, answer(): the first request at the front
+    /// of `input`, answered into `out`. Call again with the rest of the input
+    /// until consumed is 0. Once closing() is true, send `out` and close.
     Step step(std::string_view input, std::string& out);
 
     bool closing() const { return closing_; }
@@ -41,14 +62,23 @@ public:
     const std::string& last_request() const { return last_request_; }
     const std::string& last_answer() const { return last_answer_; }
 
+    const ServerView& server() const { return server_; }
+
 private:
-    Step step_text(std::string_view input, std::string& out);
-    Step step_http(std::string_view input, std::string& out);
+    Parsed parse_text(std::string_view input, std::string& out);
+    Parsed parse_http(std::string_view input, std::string& out);
     void note(std::string_view request, std::string_view answer);
 
     const ServerView& server_;
     Framing framing_ = Framing::unknown;
     bool closing_ = false;
+    // The request being answered, between parse() and answer().
+    struct Pending {
+        std::string text;  // the text line, or "METHOD TARGET" (for --trace)
+        bool head = false;
+        bool keep_alive = true;
+        bool echo_keep_alive = false;
+    } pending_;
     std::string last_request_;
     std::string last_answer_;
 };

@@ -18,10 +18,13 @@ import pytest
 from harness import children_of, wait_until
 
 STRATEGIES = ["blocking", "poll", "epoll", "epoll-exclusive", "lock-fcntl", "lock-mutex", "reuseport", "pass-fd"]
+EVENT_STRATEGIES = ["epoll", "epoll-exclusive", "reuseport", "accept-mutex"]  # 06's: those that fit an event loop
+
+CASES = [(model, s) for model in ("prefork", "prefork_threads") for s in STRATEGIES] + \
+        [("prefork_event_loop", s) for s in EVENT_STRATEGIES]
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-@pytest.mark.parametrize("model", ["prefork", "prefork_threads"])
+@pytest.mark.parametrize("model,strategy", CASES)
 def test_every_way_a_worker_leaves_loses_no_request(start, bin_dir, model, strategy):
     threads = []
     if model == "prefork_threads":  # lock-fcntl serializes processes: it needs a per-process hand-out

@@ -1,0 +1,74 @@
+// 05_event_loop: one process, one thread, one epoll instance.
+//
+//     listen (non-blocking)
+//     loop:
+//         wait in epoll_wait until something is ready: the listening socket,
+//           a connection, the next timer, finished work, a stop
+//         the listener is ready?   accept every waiting connection
+//         a connection is ready?   read what arrived, answer the complete
+//                                  requests, send what the kernel takes
+//         a timer is due?          a SLEEP ends, or an idle connection closes
+//
+// No process or thread per connection: one thread serves them all, because
+// it never waits for any one of them. Sockets are non-blocking, and every
+// connection keeps what it could not read or send yet in buffers of its own.
+// The price is that nothing may block: a SLEEP becomes a timer, and a WORK,
+// which is CPU, stalls every client while it runs (--offload N moves it to
+// N threads). This is the design of redis, of nginx's workers and of Node.js.
+// See docs/05-event-loop.md.
+#include "base/cli.hpp"
+#include "base/clock.hpp"
+#include "event/loop.hpp"
+#include "event/server.hpp"
+#include "net/net.hpp"
+#include "net/server.hpp"
+
+#include <CLI/CLI.hpp>
+
+int main(int argc, char** argv) {
+    constexpr std::string_view kModel = "event_loop";
+
+    sl::CommonOptions options;
+    sl::EventOptions events;
+    CLI::App app{"One thread serving every connection from an epoll event loop.", std::string(kModel)};
+    sl::add_common_options(app, options);
+    sl::add_event_options(app, events);  // --trigger, --offload, --output-limit
+    CLI11_PARSE(app, argc, argv);
+
+    sl::start_process(kModel, options);
+
+    // The listening socket is non-blocking: when epoll says it is readable we
+    // accept until EAGAIN, and an accept must never wait.
+    sl::ListenOptions listen = sl::listen_options(options);
+    listen.nonblocking = true;
+    sl::Fd listener = sl::listen_or_die(listen);
+    sl::announce_listening(kModel, options.host, listener.get());
+
+    // What STATS reports: one process, one thread, its own counters.
+    sl::Counters counters;
+    const int64_t started_ms = sl::monotonic_ms();
+    sl::ServerContext ctx;
+    ctx.model = kModel;
+    ctx.idle_timeout_s = options.idle_timeout;
+    ctx.counters = &counters;
+    ctx.totals = [&] {
+        return sl::Totals{kModel, 1, counters.connections.load(), counters.requests.load(),
+                          static_cast<uint64_t>(sl::monotonic_ms() - started_ms)};
+    };
+
+    // The loop (event/loop.hpp) waits and dispatches; the server
+    // (event/server.hpp) is what each ready descriptor and timer does: the
+    // connections' state machines around the same Session as every model.
+    sl::EventLoop loop(events.trigger);
+    sl::EventServer server(loop, ctx, events);
+    server.accept_from(listener.get());
+
+    // The loop that is the whole model. One turn: wait for whatever is ready,
+    // handle it, never block. A stop (SIGINT/SIGTERM) makes the server stop
+    // accepting and close its connections as their requests end; when the
+    // last one is gone, we are done.
+    while (!server.finished()) loop.run_once();
+
+    sl::print_summary(kModel, counters.connections, counters.requests);
+    return 0;
+}

@@ -1,0 +1,116 @@
+#include "event/loop.hpp"
+
+#include "base/clock.hpp"
+#include "base/die.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+namespace sl {
+namespace {
+
+// The eventfd's watcher: reading it resets the count, so that the next
+// post() makes it readable again.
+class Wakeup final : public Watcher {
+public:
+    explicit Wakeup(int fd) : fd_(fd) {}
+    void on_events(uint32_t) override {
+        uint64_t count;
+        [[maybe_unused]] ssize_t n = ::read(fd_, &count, sizeof count);
+    }
+
+private:
+    int fd_;
+};
+
+}  // namespace
+
+EventLoop::EventLoop(Trigger trigger) : trigger_(trigger) {
+    epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
+    if (!epoll_) die("epoll_create1");
+    wakeup_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!wakeup_) die("eventfd");
+    wakeup_watcher_ = std::make_unique<Wakeup>(wakeup_.get());
+    epoll_event ev{};
+    ev.events = EPOLLIN;  // level-triggered whatever the mode: on_events drains it
+    ev.data.ptr = wakeup_watcher_.get();
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wakeup_.get(), &ev) < 0) die("epoll_ctl ADD eventfd");
+}
+
+bool EventLoop::watch(int fd, uint32_t events, Watcher* watcher) {
+    epoll_event ev{};
+    ev.events = events | (trigger_ == Trigger::edge ? EPOLLET : 0u);
+    ev.data.ptr = watcher;
+    // ADD first: EPOLLEXCLUSIVE may only be given to ADD (a MOD with it is EINVAL).
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) == 0) return true;
+    if (errno != EEXIST) return false;
+    return ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev) == 0;
+}
+
+void EventLoop::unwatch(int fd) {
+    // Fails only if it was not watched: nothing to undo then.
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+}
+
+EventLoop::TimerId EventLoop::at(int64_t at_ms, std::function<void()> fn) {
+    TimerId id = next_id_++;
+    timers_.push({at_ms, id});
+    callbacks_.emplace(id, std::move(fn));
+    return id;
+}
+
+void EventLoop::cancel(TimerId id) {
+    callbacks_.erase(id);
+}
+
+void EventLoop::post(std::function<void()> fn) {
+    {
+        std::lock_guard<std::mutex> lock(posted_mutex_);
+        posted_.push_back(std::move(fn));
+    }
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(wakeup_.get(), &one, sizeof one);  // EAGAIN: already readable
+}
+
+int EventLoop::timeout_ms(int max_wait_ms) const {
+    int64_t wait = max_wait_ms < 0 ? INT32_MAX : max_wait_ms;
+    if (!timers_.empty()) wait = std::min(wait, std::max<int64_t>(0, timers_.top().at_ms - monotonic_ms()));
+    return wait == INT32_MAX ? -1 : static_cast<int>(wait);
+}
+
+void EventLoop::run_once(int max_wait_ms) {
+    epoll_event events[256];
+    int n = ::epoll_wait(epoll_.get(), events, 256, timeout_ms(max_wait_ms));
+    if (n < 0 && errno != EINTR) die("epoll_wait");  // EINTR: a signal; its flag is looked at by the caller
+    ++turns_;
+    for (int i = 0; i < n; ++i) static_cast<Watcher*>(events[i].data.ptr)->on_events(events[i].events);
+    run_timers();
+    run_posted();
+}
+
+void EventLoop::run_timers() {
+    int64_t now = monotonic_ms();
+    while (!timers_.empty() && timers_.top().at_ms <= now) {
+        TimerId id = timers_.top().id;
+        timers_.pop();
+        auto it = callbacks_.find(id);
+        if (it == callbacks_.end()) continue;  // cancelled
+        std::function<void()> fn = std::move(it->second);
+        callbacks_.erase(it);
+        fn();
+    }
+}
+
+void EventLoop::run_posted() {
+    std::vector<std::function<void()>> ready;
+    {
+        std::lock_guard<std::mutex> lock(posted_mutex_);
+        ready.swap(posted_);
+    }
+    for (auto& fn : ready) fn();
+}
+
+}  // namespace sl

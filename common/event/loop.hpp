@@ -1,0 +1,104 @@
+// loop.hpp: the reactor. One epoll instance, timers, and work handed back
+// from other threads, all run by one thread that never blocks but in
+// epoll_wait (redis's ae.c, libuv's uv_run, nginx's event module).
+//
+// One turn of the loop (run_once):
+//   1. wait in epoll_wait until a watched descriptor is ready, the earliest
+//      timer is due, another thread posts work, or a stop is requested;
+//   2. call each ready descriptor's watcher;
+//   3. run the timers that are due;
+//   4. run what other threads posted.
+// Everything a watcher or timer does must be quick and must not block: a
+// read or write that would block returns EAGAIN instead (the descriptors
+// are non-blocking), and anything slow becomes a timer or goes to a thread.
+#pragma once
+
+#include <sys/epoll.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <queue>
+#include <unordered_map>
+#include <vector>
+
+#include "base/fd.hpp"
+
+namespace sl {
+
+/// Level-triggered epoll reports a descriptor as long as it is ready: a
+/// watcher may read some and come back later. Edge-triggered (EPOLLET)
+/// reports it once per change: a watcher must read (or accept, or write)
+/// until EAGAIN, or what it left behind is never reported again.
+enum class Trigger { level, edge };
+
+/// What the loop calls when a watched descriptor is ready.
+class Watcher {
+public:
+    virtual ~Watcher() = default;
+    /// `events`: EPOLLIN, EPOLLOUT, EPOLLHUP, EPOLLERR as epoll_wait(2) gave them.
+    virtual void on_events(uint32_t events) = 0;
+};
+
+class EventLoop {
+public:
+    using TimerId = uint64_t;
+
+    explicit EventLoop(Trigger trigger = Trigger::level);
+    EventLoop(const EventLoop&) = delete;
+    EventLoop& operator=(const EventLoop&) = delete;
+
+    Trigger trigger() const { return trigger_; }
+
+    /// Starts or changes interest in `fd`: `events` is EPOLLIN and/or
+    /// EPOLLOUT (0: none for now), plus EPOLLEXCLUSIVE for a listening socket
+    /// shared with other processes. The loop adds EPOLLET in edge mode. False
+    /// if epoll_ctl failed (errno set): the caller closes that descriptor.
+    bool watch(int fd, uint32_t events, Watcher* watcher);
+    /// Ends interest in `fd` (before it is closed).
+    void unwatch(int fd);
+
+    /// Runs `fn` once, on this thread, at CLOCK_MONOTONIC time `at_ms`.
+    TimerId at(int64_t at_ms, std::function<void()> fn);
+    /// A timer that has not run yet will not run.
+    void cancel(TimerId id);
+
+    /// From any thread: `fn` runs on the loop's thread in its next turn. An
+    /// eventfd wakes the loop (libuv's uv_async_send does the same).
+    void post(std::function<void()> fn);
+
+    /// One turn (see above), waiting at most `max_wait_ms` (-1: no limit but
+    /// the timers). Returns after the turn; the caller decides whether to go on.
+    void run_once(int max_wait_ms = -1);
+
+    /// How many turns the loop has made (returns from epoll_wait).
+    uint64_t turns() const { return turns_; }
+
+private:
+    struct Timer {
+        int64_t at_ms;
+        TimerId id;
+        bool operator>(const Timer& other) const { return at_ms > other.at_ms; }
+    };
+    int timeout_ms(int max_wait_ms) const;
+    void run_timers();
+    void run_posted();
+
+    Trigger trigger_;
+    Fd epoll_;
+    Fd wakeup_;  // eventfd: post() writes, the loop reads
+    std::unique_ptr<Watcher> wakeup_watcher_;
+    // A binary min-heap of (when, id): the earliest timer is at the top, in
+    // O(1); adding one is O(log n). Cancelling only forgets the callback: the
+    // heap entry is skipped when it comes up (libuv keeps a heap too; nginx a
+    // red-black tree; redis a list it scans, fine for its few timers).
+    std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
+    std::unordered_map<TimerId, std::function<void()>> callbacks_;
+    TimerId next_id_ = 1;
+    std::mutex posted_mutex_;
+    std::vector<std::function<void()>> posted_;
+    uint64_t turns_ = 0;
+};
+
+}  // namespace sl

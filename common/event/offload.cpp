@@ -1,0 +1,63 @@
+#include "event/offload.hpp"
+
+#include "base/signals.hpp"
+#include "protocol/commands.hpp"
+
+#include <pthread.h>
+
+#include <csignal>
+
+namespace sl {
+
+WorkPool::WorkPool(EventLoop& loop, int threads) : loop_(loop) {
+    // The pool's threads take no signals: a SIGTERM must reach the loop's
+    // thread, whose epoll_wait it interrupts. Threads inherit the mask of the
+    // thread that creates them, so block everything around their creation.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
+WorkPool::~WorkPool() {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        stopping_ = true;
+    }
+    ready_.notify_all();
+    for (std::thread& t : threads_) t.join();
+}
+
+void WorkPool::submit(uint64_t steps, std::function<void(std::string)> done) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        jobs_.push_back({steps, std::move(done)});
+    }
+    ready_.notify_one();
+}
+
+void WorkPool::run() {
+    // WORK needs nothing of the server: no identity, no totals.
+    struct NoServer : ServerView {
+        Identity identity() const override { return {}; }
+        Totals totals() const override { return {}; }
+    } no_server;
+    for (;;) {
+        Job job;
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            ready_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+            if (jobs_.empty()) return;  // stopping, and nothing left
+            job = std::move(jobs_.front());
+            jobs_.pop_front();
+        }
+        Command work;
+        work.verb = Verb::work;
+        work.number = job.steps;
+        std::string answer = execute(work, no_server).line;
+        loop_.post([done = std::move(job.done), answer = std::move(answer)]() mutable { done(std::move(answer)); });
+    }
+}
+
+}  // namespace sl

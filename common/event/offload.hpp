@@ -1,0 +1,54 @@
+// offload.hpp: WORK on threads, so that it does not stall the event loop
+// (05 and 06 --offload N).
+//
+// A CPU-bound request run on the loop's thread stops every other client
+// until it is done: that is the lesson of `WORK` in 05. libuv's answer is a
+// pool of threads (`uv_queue_work`, 4 by default) that run the work and hand
+// the result back to the loop through an async handle, an eventfd on Linux.
+// This is the same: submit() queues a job, a pool thread runs it, and the
+// completion is posted to the loop (EventLoop::post, which writes the
+// eventfd), so the answer is sent from the loop's thread like every other.
+#pragma once
+
+#include "event/loop.hpp"
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace sl {
+
+class WorkPool {
+public:
+    /// Starts `threads` threads (> 0) that post their results to `loop`.
+    WorkPool(EventLoop& loop, int threads);
+    /// Stops the threads once the queue is empty, and joins them.
+    ~WorkPool();
+    WorkPool(const WorkPool&) = delete;
+    WorkPool& operator=(const WorkPool&) = delete;
+
+    /// Runs WORK `steps` on a pool thread; `done` then runs on the loop's
+    /// thread with the answer line.
+    void submit(uint64_t steps, std::function<void(std::string answer)> done);
+
+private:
+    void run();
+
+    struct Job {
+        uint64_t steps;
+        std::function<void(std::string)> done;
+    };
+    EventLoop& loop_;
+    std::mutex mutex_;
+    std::condition_variable ready_;
+    std::deque<Job> jobs_;
+    bool stopping_ = false;
+    std::vector<std::thread> threads_;
+};
+
+}  // namespace sl

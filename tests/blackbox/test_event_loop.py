@@ -1,0 +1,180 @@
+"""05_event_loop: one thread serves every connection, and nothing blocks it but WORK."""
+import os
+import resource
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from harness import Client, Server, children_of, wait_until
+
+
+def threads_of(pid):
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sleepers(server, count, ms):
+    """`count` clients send SLEEP ms at once; returns (seconds until the last answer, answers)."""
+    answers, began = [], time.monotonic()
+
+    def one():
+        with server.connect(timeout=15) as c:
+            answers.append(c.ask(f"SLEEP {ms}"))
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=20)
+    return time.monotonic() - began, answers
+
+
+def test_one_thread_serves_a_hundred_sleepers_at_once(start):
+    server = start("event_loop")
+    took, answers = sleepers(server, 100, 1000)
+    assert answers == ["SLEPT 1000"] * 100, f"{len(answers)} of 100 sleepers answered"
+    assert took < 2.5, f"100 clients each sleeping 1 s took {took:.2f} s: SLEEP must be a timer, not a wait"
+    assert threads_of(server.pid) == 1 and not children_of(server.pid), \
+        f"one process and one thread: found {threads_of(server.pid)} threads, children {children_of(server.pid)}"
+
+
+def test_requests_split_across_reads_and_pipelined_are_answered_in_order(start):
+    server = start("event_loop")
+    with server.connect() as c:
+        for byte in b"PI":
+            c.send(bytes([byte]))
+            time.sleep(0.05)
+        c.send(b"NG\nECHO a\nSLEEP 50\nECHO b\nPING\n")
+        assert [c.line() for _ in range(5)] == ["PONG", "a", "SLEPT 50", "b", "PONG"], \
+            "a request split over several reads, then four in one write: answered in order"
+
+
+def test_a_client_that_never_reads_cannot_grow_the_server(start):
+    """Backpressure: past --output-limit the server stops reading that connection."""
+    server = start("event_loop", "--output-limit", "65536")
+    before = rss_kib(server.pid)
+    greedy = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    greedy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    request = b"ECHO " + b"x" * 1000 + b"\n"
+    sent, deadline = 0, time.monotonic() + 3
+    greedy.setblocking(False)
+    while time.monotonic() < deadline and sent < 64 << 20:
+        try:
+            sent += greedy.send(request * 64)
+        except BlockingIOError:
+            time.sleep(0.01)  # the server stopped reading: the kernel's buffers are full
+    grown = rss_kib(server.pid) - before
+    with server.connect(timeout=5) as c:
+        began = time.monotonic()
+        assert c.ask("PING") == "PONG"
+        waited = time.monotonic() - began
+    greedy.close()
+    assert sent < 32 << 20, f"the server went on reading a client that never reads its answers: {sent >> 20} MiB taken"
+    assert grown < 16 * 1024, f"the server grew by {grown} KiB for a client that never reads"
+    assert waited < 0.5, f"another client's PING waited {waited:.2f} s behind the greedy one"
+
+
+def test_sleep_is_a_timer_but_work_stalls_everyone_unless_offloaded(start):
+    def ping_during_work(server):
+        with server.connect(timeout=15) as worker, server.connect(timeout=15) as other:
+            worker.send("WORK 400000000\n")  # about a second of CPU
+            time.sleep(0.1)
+            began = time.monotonic()
+            assert other.ask("PING") == "PONG"
+            waited = time.monotonic() - began
+            assert worker.line().startswith("WORKED 400000000 ")
+        return waited
+
+    on_loop = ping_during_work(start("event_loop"))
+    offloaded = ping_during_work(start("event_loop", "--offload", "1"))
+    assert on_loop > 0.2, f"WORK runs on the loop: a PING meanwhile should wait for it, it waited {on_loop:.2f} s"
+    assert offloaded < on_loop / 2, (
+        f"with --offload 1 WORK runs on a thread: the PING waited {offloaded:.2f} s, "
+        f"against {on_loop:.2f} s with WORK on the loop")
+
+
+@pytest.mark.parametrize("trigger", ["level", "edge"])
+def test_a_burst_of_pipelined_requests_is_read_to_the_end(start, trigger):
+    server = start("event_loop", "--trigger", trigger)
+    with server.connect(timeout=5) as c:
+        c.send(b"PING\n" * 2000)
+        answers = [c.line() for _ in range(2000)]
+    assert answers == ["PONG"] * 2000
+
+
+def test_edge_triggered_reading_once_per_event_loses_the_rest(start):
+    """The rule of edge-triggered epoll, shown by breaking it (--debug-read-once): what is left unread is never reported again."""
+    server = start("event_loop", "--trigger", "edge", "--debug-read-once")
+    with server.connect(timeout=2) as c:
+        c.send(b"PING\n" * 100)  # 500 bytes in one write; the server reads 64 of them
+        answers = []
+        with pytest.raises(socket.timeout):
+            while True:
+                answers.append(c.line())
+    assert 0 < len(answers) < 100, f"{len(answers)} of 100 answered: the rest should wait for an event that never comes"
+
+
+def test_idle_connections_are_closed_by_a_timer(start):
+    server = start("event_loop", "--idle-timeout", "1")
+    clients = [Client("127.0.0.1", server.port, timeout=5) for _ in range(20)]
+    began = time.monotonic()
+    try:
+        assert clients[0].ask("PING") == "PONG"  # a text connection: it is told why it is closed
+        for c in clients:
+            assert c.closed_by_server(timeout=3), "an idle connection outlived --idle-timeout 1"
+        assert time.monotonic() - began < 2.5
+        assert clients[0].buf == b"ERR idle timeout\n", clients[0].buf
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_graceful_stop_answers_what_is_in_flight_and_closes_the_idle(start):
+    server = start("event_loop")
+    busy = server.connect(timeout=10)
+    idle = server.connect(timeout=10)
+    assert idle.ask("PING") == "PONG"
+    busy.send("SLEEP 800\n")
+    time.sleep(0.2)
+    server.signal(signal.SIGTERM)
+    assert idle.closed_by_server(timeout=2), "a connection idle between requests is closed at once on a stop"
+    assert busy.line() == "SLEPT 800", "the request in flight is answered"
+    assert server.wait(timeout=5) == 0
+    assert "event_loop stopped: 2 connections, 2 requests" in server.stderr()
+
+
+def test_out_of_descriptors_it_pauses_instead_of_spinning_and_recovers(bin_dir):
+    server = Server([bin_dir / "event_loop", "--port", "0"],
+                    preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (16, 16)))
+    clients = []
+    try:
+        for _ in range(30):
+            clients.append(Client("127.0.0.1", server.port, timeout=5))
+        time.sleep(0.5)
+        before = cpu_seconds(server.pid)
+        time.sleep(1.5)
+        busy = cpu_seconds(server.pid) - before
+        assert busy < 0.2, f"the loop used {busy:.2f} s of CPU in 1.5 s while out of descriptors: a busy loop"
+        assert "Too many open files" in server.stderr(), server.stderr()[-500:]
+        for c in clients:
+            c.close()
+        clients.clear()
+        with Client("127.0.0.1", server.port, timeout=5) as c:
+            assert c.ask("PING") == "PONG", "no service once descriptors were free again"
+    finally:
+        for c in clients:
+            c.close()
+        server.kill()

@@ -1,0 +1,61 @@
+"""06_prefork_event_loop: 03's master, and 05's loop in every worker."""
+import subprocess
+import threading
+import time
+
+import pytest
+
+from harness import children_of, kv, wait_until
+
+
+def start_workers(start, workers, *args):
+    server = start("prefork_event_loop", "--workers", str(workers), *args)
+    assert wait_until(lambda: len(children_of(server.pid)) == workers, timeout=10)
+    return server
+
+
+@pytest.mark.parametrize("strategy", ["blocking", "poll", "lock-fcntl", "lock-mutex", "pass-fd"])
+def test_strategies_that_would_block_the_loop_are_refused(bin_dir, strategy):
+    r = subprocess.run([bin_dir / "prefork_event_loop", "--accept", strategy], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode != 0, f"--accept {strategy} was accepted"
+    assert "an event loop must never block" in r.stderr and "epoll-exclusive" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("strategy", ["epoll", "epoll-exclusive", "reuseport", "accept-mutex"])
+def test_two_workers_serve_a_hundred_sleepers_at_once(start, strategy):
+    server = start_workers(start, 2, "--accept", strategy)
+    answers, began = [], time.monotonic()
+
+    def one():
+        with server.connect(timeout=15) as c:
+            answers.append(c.ask("SLEEP 1000"))
+
+    clients = [threading.Thread(target=one) for _ in range(100)]
+    for t in clients:
+        t.start()
+    for t in clients:
+        t.join(timeout=20)
+    took = time.monotonic() - began
+    assert answers == ["SLEPT 1000"] * 100, f"--accept {strategy}: {len(answers)} of 100 answered"
+    assert took < 2.5, f"--accept {strategy}: 100 sleepers on 2 event-loop workers took {took:.2f} s"
+    with server.connect() as c:
+        stats = kv(c.ask("STATS"))
+    assert int(stats["workers"]) == 2 and int(stats["accepts"]) == 101, stats
+
+
+def sequential_stats(server, connections=100):
+    for _ in range(connections):
+        with server.connect() as c:
+            assert c.ask("PING") == "PONG"
+    with server.connect() as c:
+        return kv(c.ask("STATS"))
+
+
+def test_epoll_wakes_the_herd_and_the_accept_mutex_does_not(start):
+    herd = sequential_stats(start_workers(start, 4, "--accept", "epoll"))
+    mutex = sequential_stats(start_workers(start, 4, "--accept", "accept-mutex"))
+    assert int(herd["spurious"]) > 0, (
+        f"4 idle event loops watching one listening socket: each connection wakes several, and the losers "
+        f"find nothing; STATS counted no spurious wakeup: {herd}")
+    assert int(mutex["spurious"]) == 0, f"with the accept mutex only its holder watches the socket: {mutex}"
