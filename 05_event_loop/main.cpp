@@ -17,6 +17,7 @@
 // N threads). This is the design of redis, of nginx's workers and of Node.js.
 // See docs/05-event-loop.md.
 #include "base/cli.hpp"
+#include "base/limits.hpp"
 #include "base/clock.hpp"
 #include "event/loop.hpp"
 #include "event/server.hpp"
@@ -36,6 +37,9 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
 
     sl::start_process(kModel, options);
+    // A descriptor per connection, and thousands of connections: the soft
+    // limit (often 1024) up to the hard one.
+    sl::raise_descriptor_limit();
 
     // The listening socket is non-blocking: when epoll says it is readable we
     // accept until EAGAIN, and an accept must never wait.

@@ -16,6 +16,7 @@
 // See docs/06-prefork-event-loop.md.
 #include "accept/accept.hpp"
 #include "base/cli.hpp"
+#include "base/limits.hpp"
 #include "base/signals.hpp"
 #include "event/loop.hpp"
 #include "event/server.hpp"
@@ -46,6 +47,9 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
 
     sl::start_process("master", options);
+    // A descriptor per connection, and thousands of connections: the soft
+    // limit (often 1024) up to the hard one, before the workers inherit it.
+    sl::raise_descriptor_limit();
     // Non-blocking whatever the strategy: an event loop accepts until EAGAIN
     // and must never wait in accept() (reuseport's sockets included).
     sl::ListenOptions listen = sl::listen_options_for(strategy, sl::listen_options(options));

@@ -5,9 +5,12 @@
 // reads the group's processes from /proc every 100 ms (CPU, threads, RSS),
 // stop the server, keep what it printed. Then one table per scenario in
 // results/<timestamp>/results.{md,csv,json}, and charts by tools/plot.py.
+#include "base/limits.hpp"
 #include "compare.hpp"
+#include "idle.hpp"
 #include "measure.hpp"
 #include "proc.hpp"
+#include "scenarios.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/chrono.h>
@@ -17,6 +20,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -31,30 +35,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-std::vector<lg::Scenario> all_scenarios() {
-    return {
-        {"hello", "Keep-alive PING on every connection: the cost of one request, and how many connections a model "
-                  "serves at once (a process serves one connection at a time: the others wait and time out).",
-         false, {"/ping"}, {}, 0, true},
-        {"connect", "A new connection for every PING: the cost of accepting, and of a fork per connection.", true,
-         {"/ping"}, {}, 0, true},
-        {"slow", "9 PINGs for 1 SLEEP 100, a connection each: do short requests wait behind slow ones? "
-                 "(latency columns are the PINGs')",
-         true, {"/ping", "/sleep?ms=100"}, {9, 1}, 0, false},
-        {"cpu", "WORK 500000 (about a millisecond of CPU each), a connection each: who uses every core?", true,
-         {"/work?n=500000"}, {}, 0, false},
-        {"herd", "The accept-strategy table of 03.", false, {}, {}, 0, false},
-    };
-}
-
-std::vector<lg::Model> all_models() {
-    return {{"single_process", "01", false},
-            {"fork_per_conn", "02", false},
-            {"prefork", "03", true},
-            {"prefork_threads", "04", true},
-            {"nginx", "nginx", true}};
-}
 
 std::string find_nginx() {
     for (const char* p : {"/usr/sbin/nginx", "/usr/bin/nginx"})
@@ -99,30 +79,33 @@ lg::Machine this_machine() {
     return m;
 }
 
-// 01, 01_single_process or single_process -> single_process (as ./lab run accepts them).
-const std::map<std::string, std::string>& model_aliases() {
-    static const std::map<std::string, std::string> alias = {
-        {"01", "single_process"},    {"02", "fork_per_conn"},    {"03", "prefork"},
-        {"04", "prefork_threads"},   {"01_single_process", "single_process"},
-        {"02_fork_per_conn", "fork_per_conn"}, {"03_prefork", "prefork"},
-        {"04_prefork_threads", "prefork_threads"}};
-    return alias;
-}
-
 std::vector<std::string> expand_models(std::vector<std::string> names) {
     for (std::string& n : names)
-        if (auto it = model_aliases().find(n); it != model_aliases().end()) n = it->second;
+        if (auto it = lg::model_aliases().find(n); it != lg::model_aliases().end()) n = it->second;
     return names;
+}
+
+// --pin: the server on the upper half of the CPUs, the load on the lower half.
+void split_cpus(std::vector<int>& server, std::vector<int>& load) {
+    int n = static_cast<int>(std::max(2u, std::thread::hardware_concurrency()));
+    for (int c = 0; c < n; ++c) (c < n / 2 ? load : server).push_back(c);
+}
+
+std::string cpu_list(const std::vector<int>& cpus) {
+    std::string out;
+    for (int c : cpus) out += (out.empty() ? "" : ",") + std::to_string(c);
+    return out;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::vector<std::string> model_names = {"01", "02", "03", "04", "nginx"};
-    std::vector<std::string> scenario_names = {"hello", "connect", "slow", "cpu", "herd"};
+    std::vector<std::string> model_names = {"01", "02", "03", "04", "05", "06", "nginx"};
+    std::vector<std::string> scenario_names = lg::scenario_names();
     double duration = 5;
     int connections = 16;
-    bool quick = false, no_plot = false;
+    int idle = 10000;
+    bool quick = false, no_plot = false, pin = false;
     std::string out_dir = "results";
     lg::Setup setup;
     setup.bin_dir = lg::self_dir();
@@ -131,41 +114,77 @@ int main(int argc, char** argv) {
     CLI::App app{"Runs the serverlab models side by side under the same load; writes tables, JSON, CSV and charts.",
                  "compare"};
     std::vector<std::string> valid_models;
-    for (const lg::Model& m : all_models()) valid_models.push_back(m.name);
-    for (const auto& [alias, name] : model_aliases()) valid_models.push_back(alias);
-    app.add_option("--models", model_names, "which models, in order (01..04 or names; nginx for the reference row)")
+    for (const lg::Model& m : lg::all_models()) valid_models.push_back(m.name);
+    for (const auto& [alias, name] : lg::model_aliases()) valid_models.push_back(alias);
+    app.add_option("--models", model_names, "which models, in order (01..06 or names; nginx for the reference row)")
         ->delimiter(',')->capture_default_str()->check(CLI::IsMember(valid_models));
     app.add_option("--scenarios", scenario_names, "which scenarios, in order")
-        ->delimiter(',')->capture_default_str()->check(CLI::IsMember({"hello", "connect", "slow", "cpu", "herd"}));
+        ->delimiter(',')->capture_default_str()->check(CLI::IsMember(lg::scenario_names()));
     auto* dur = app.add_option("--duration", duration, "seconds of load per model and scenario")->capture_default_str()
                     ->check(CLI::Range(0.2, 3600.0));
     app.add_option("--connections", connections, "client connections")->capture_default_str()->check(CLI::Range(1, 10000));
-    app.add_option("--workers", setup.workers, "workers of 03, 04 and nginx (default: the number of CPUs)")
+    auto* idle_opt = app.add_option("--idle", idle, "c10k: idle connections (2000 with --quick)")->capture_default_str()
+                         ->check(CLI::Range(1, 100000));
+    app.add_option("--workers", setup.workers, "workers of 03, 04, 06 and nginx (default: the number of CPUs)")
         ->capture_default_str()->check(CLI::Range(1, 256));
-    app.add_flag("--quick", quick, "1 s per run and a small herd: about 20 s in all");
+    app.add_flag("--pin", pin, "run the server and the load on disjoint CPUs (the upper half, the lower half)");
+    app.add_flag("--quick", quick, "1 s per run, fewer idle connections, a smaller herd: about a minute in all");
     app.add_option("--out", out_dir, "where results/<timestamp>/ goes")->capture_default_str();
     app.add_flag("--no-plot", no_plot, "do not draw the charts");
     CLI11_PARSE(app, argc, argv);
     if (quick && dur->count() == 0) duration = 1;
+    if (quick && idle_opt->count() == 0) idle = 2000;
     std::signal(SIGPIPE, SIG_IGN);
 
     lg::Report report;
     report.machine = this_machine();
-    report.settings = {duration, connections, setup.workers, quick};
+    report.settings.duration_s = duration;
+    report.settings.connections = connections;
+    report.settings.workers = setup.workers;
+    report.settings.quick = quick;
     setup.nginx = find_nginx();
+    if (pin) {
+        std::vector<int> load_cpus;
+        split_cpus(setup.server_cpus, load_cpus);
+        if (!lg::pin_to(load_cpus)) {
+            fmt::print(stderr, "compare: --pin: sched_setaffinity: {}\n", std::strerror(errno));
+            return 1;
+        }
+        report.settings.pinned = fmt::format("server on CPU {}, load on CPU {}", cpu_list(setup.server_cpus),
+                                             cpu_list(load_cpus));
+    }
+    // c10k: a descriptor per idle connection, here and in the server (which
+    // inherits the limit): raise the soft limit to the hard one, and say so
+    // if even that is not enough.
+    int limit = sl::raise_descriptor_limit();
+    if (idle + 200 > limit) {
+        report.settings.c10k_note = fmt::format("{} idle connections asked, {} opened: RLIMIT_NOFILE's hard limit is {}",
+                                                idle, limit - 200, limit);
+        idle = limit - 200;
+    }
+    report.settings.c10k_idle = idle;
+    report.settings.cost_connections = quick ? 2000 : 10000;
     for (const std::string& n : scenario_names)
-        for (const lg::Scenario& s : all_scenarios())
+        for (const lg::Scenario& s : lg::all_scenarios())
             if (s.name == n) report.scenarios.push_back(s);
     model_names = expand_models(model_names);
     for (const std::string& n : model_names)
-        for (const lg::Model& m : all_models())
+        for (const lg::Model& m : lg::all_models())
             if (m.name == n) report.models.push_back(m);
-    report.herd_options.prefork = setup.bin_dir + "/prefork";
-    report.herd_options.workers = 8;
+    report.herd_options.bin_dir = setup.bin_dir;
+    report.herd_options.workers = 4;
     report.herd_options.connections = quick ? 100 : 300;
-    report.herd_options.seconds = quick ? 0.5 : 1;
-    std::vector<std::string> strategies = quick ? std::vector<std::string>{"blocking", "poll", "epoll-exclusive"}
-                                                : lg::herd_strategies();
+    report.herd_options.seconds = quick ? 0.5 : 2;
+    std::vector<lg::HerdCase> herd_cases;
+    for (const lg::HerdCase& c : lg::herd_cases()) {
+        bool wanted = std::find(model_names.begin(), model_names.end(), c.model) != model_names.end();
+        bool in_quick = c.strategy == "blocking" || c.strategy == "poll" || c.strategy == "reuseport" ||
+                        (c.model == "prefork_event_loop" && c.strategy == "epoll-exclusive");
+        if (wanted && (!quick || in_quick)) herd_cases.push_back(c);
+    }
+    std::vector<lg::Model> variants;
+    for (const lg::Model& v : lg::cost_variants())
+        if (std::find(model_names.begin(), model_names.end(), v.name) != model_names.end()) variants.push_back(v);
 
     fs::path dir = fs::path(out_dir) / fmt::format("{:%Y%m%d-%H%M%S}", fmt::localtime(std::time(nullptr)));
     std::error_code ec;
@@ -183,27 +202,31 @@ int main(int argc, char** argv) {
 
     int steps = 0;
     for (const lg::Scenario& s : report.scenarios)
-        steps += s.name == "herd" ? static_cast<int>(strategies.size()) : static_cast<int>(report.models.size());
+        steps += static_cast<int>(s.kind == lg::Scenario::herd   ? herd_cases.size()
+                                  : s.kind == lg::Scenario::cost ? variants.size()
+                                                                 : report.models.size());
     Progress progress(steps, ::isatty(STDERR_FILENO));
     int step = 0;
     int failures = 0;
     for (const lg::Scenario& sc : report.scenarios) {
-        if (sc.name == "herd") {
-            for (const std::string& strategy : strategies) {
-                progress.at(step++, 0, "herd · " + strategy);
+        if (sc.kind == lg::Scenario::herd) {
+            for (const lg::HerdCase& c : herd_cases) {
+                progress.at(step++, 0, "herd · " + c.model + " " + c.strategy);
                 try {
-                    report.herd.push_back(lg::run_herd(report.herd_options, strategy));
+                    report.herd.push_back(lg::run_herd(report.herd_options, c));
                 } catch (const std::exception& e) {
-                    fmt::print(stderr, "\ncompare: herd {}: {}\n", strategy, e.what());
+                    fmt::print(stderr, "\ncompare: herd {} {}: {}\n", c.model, c.strategy, e.what());
                     ++failures;
                 }
             }
             continue;
         }
-        for (const lg::Model& m : report.models) {
+        const std::vector<lg::Model>& rows = sc.kind == lg::Scenario::cost ? variants : report.models;
+        for (const lg::Model& m : rows) {
             lg::Run run;
             run.scenario = sc.name;
             run.model = m.name;
+            run.label = m.label;
             if (m.name == "nginx" && setup.nginx.empty()) run.skipped = "not installed (./lab setup --bench)";
             else if (m.name == "nginx" && !sc.nginx) run.skipped = "no such endpoint in nginx";
             if (!run.skipped.empty()) {
@@ -211,7 +234,7 @@ int main(int argc, char** argv) {
                 ++step;
                 continue;
             }
-            std::string what = fmt::format("{} · {}", sc.name, m.name);
+            std::string what = fmt::format("{} · {}", sc.name, m.label);
             progress.at(step, 0, what);
             try {
                 run.load.protocol = lg::Protocol::http;
@@ -222,8 +245,20 @@ int main(int argc, char** argv) {
                 run.load.duration_s = duration;
                 // Shorter than the run, so a connection that is never served shows as a timeout.
                 run.load.timeout_s = std::clamp(duration / 2, 0.5, 2.0);
-                lg::measure(setup, m, run, [&](const lg::LoadOptions& load) {
-                    return lg::run_load(load, [&](double part) { progress.at(step, part, what); });
+                if (sc.kind == lg::Scenario::cost) {
+                    run.load.duration_s = 0;  // a fixed count: CPU per connection
+                    run.load.total_requests = report.settings.cost_connections;
+                    run.load.connections = 8;
+                    run.load.timeout_s = 5;
+                }
+                lg::measure(setup, m, run, [&](const lg::LoadOptions& load, pid_t server) {
+                    auto bar = [&](double part) { progress.at(step, part, what); };
+                    if (sc.kind != lg::Scenario::c10k) return lg::run_load(load, bar);
+                    // The idle connections first, held open while the active clients ask.
+                    lg::IdleConnections held(load.port, idle, 3.0);
+                    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+                    run.idle = {idle, held.connected(), lg::held_connections(server, load.port)};
+                    return lg::run_load(load, bar);
                 });
             } catch (const std::exception& e) {
                 run.skipped = fmt::format("failed: {}", e.what());

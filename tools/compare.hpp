@@ -12,6 +12,7 @@
 namespace lg {
 
 struct Scenario {
+    enum Kind { load, c10k, cost, herd } kind = load;
     std::string name;
     std::string lesson;  // the question the scenario asks, printed above its table
     bool conn_per_request = false;
@@ -23,8 +24,9 @@ struct Scenario {
 
 struct Model {
     std::string name;   // as in build/bin (nginx for the reference row)
-    std::string label;  // 01 .. 04, or "ref"
+    std::string label;  // 01 .. 06, "03 poll" (a variant), or "nginx"
     bool has_workers = false;  // long-lived worker processes whose share of the work we can measure
+    std::vector<std::string> args = {};  // more options (--accept poll, --thread-accept queue)
 };
 
 /// What the server's process tree did during one run, sampled from /proc.
@@ -38,13 +40,26 @@ struct Usage {
     std::vector<std::pair<double, double>> timeline;  // (seconds, CPU in cores) per sample interval
 };
 
+/// c10k: the idle connections a run held open beside its active clients.
+struct Idle {
+    int wanted = 0;     // opened
+    int connected = 0;  // whose handshake completed (accepted, or queued in the backlog)
+    int held = 0;       // accepted by the server: its processes hold them
+};
+
 struct Run {
     std::string scenario, model;
+    std::string label;    // the model's label (a variant's, in the cost scenario)
     std::string skipped;  // why there is no measurement (nginx not installed, ...), or empty
     LoadOptions load;
     LoadResult result;
     Usage usage;
+    Idle idle;            // c10k only
     std::string summary;  // what the server printed at stop
+    // The CPU the server counted itself (getrusage, to the millisecond, its
+    // reaped children included) in its stop summary; -1 where it prints
+    // none (nginx): the sampler's figures (clock ticks, 10 ms) stand instead.
+    double own_user_s = -1, own_sys_s = -1;
 };
 
 struct Machine {
@@ -56,6 +71,10 @@ struct Settings {
     double duration_s = 0;
     int connections = 0, workers = 0;
     bool quick = false;
+    std::string pinned;      // --pin: "server on CPU 1, load on CPU 0"; empty: not pinned
+    int c10k_idle = 0;       // idle connections of the c10k scenario
+    std::string c10k_note;   // why fewer than asked (the descriptor limit), or empty
+    uint64_t cost_connections = 0;  // connections per run of the cost scenario
 };
 
 struct Report {

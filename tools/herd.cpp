@@ -1,51 +1,63 @@
 // herd: the thundering-herd experiment, rerunnable by anyone.
 //
-// For each accept strategy it starts `prefork --workers W --accept S`, makes
-// C connections one at a time while every worker is idle (wakeups, spurious
-// wakeups and context switches per accept; how evenly they spread), then K
-// clients connect-PING-close for D seconds. The measurement is herd_run.cpp;
-// this file is its command line. Prints a table, or JSON with --json.
-// See docs/thundering-herd.md.
+// For each model (03, 06) and accept strategy it starts `MODEL --workers W
+// --accept S`, makes C connections one at a time while every worker is idle
+// (wakeups, spurious wakeups and context switches per accept; how evenly they
+// spread), then K clients connect, ask and close for D seconds, nine PINGs for
+// one WORK that slows the worker it lands on (connections per second, and
+// the PINGs' latency). The measurement is herd_run.cpp; this file is its
+// command line. Prints a table, or JSON with --json. See docs/thundering-herd.md.
 #include "herd_run.hpp"
 #include "proc.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <csignal>
 
 int main(int argc, char** argv) {
     lg::HerdOptions o;
-    o.prefork = lg::self_dir() + "/prefork";
+    o.bin_dir = lg::self_dir();
     bool json = false;
-    std::vector<std::string> strategies = lg::herd_strategies();
-    CLI::App app{"The thundering-herd experiment: prefork under every accept strategy.", "herd"};
-    app.add_option("--workers", o.workers, "prefork workers, all idle during the herd phase")->capture_default_str()->check(CLI::Range(1, 256));
+    std::vector<std::string> models = {"03", "06"};
+    std::vector<std::string> strategies;
+    for (const lg::HerdCase& c : lg::herd_cases())
+        if (std::find(strategies.begin(), strategies.end(), c.strategy) == strategies.end())
+            strategies.push_back(c.strategy);
+    CLI::App app{"The thundering-herd experiment: 03 and 06 under each of their accept strategies.", "herd"};
+    app.add_option("--workers", o.workers, "workers, all idle during the herd phase")->capture_default_str()->check(CLI::Range(1, 256));
     app.add_option("--connections", o.connections, "sequential connections in the herd phase")->capture_default_str()->check(CLI::Range(1, 1000000));
     app.add_option("--clients", o.clients, "concurrent clients in the load phase")->capture_default_str()->check(CLI::Range(1, 256));
     app.add_option("--duration", o.seconds, "seconds of the load phase (0: skip it)")->capture_default_str()->check(CLI::Range(0.0, 600.0));
-    app.add_option("--strategies", strategies, "which strategies, in order")->delimiter(',')->capture_default_str()
-        ->check(CLI::IsMember(lg::herd_strategies()));
-    app.add_option("--prefork", o.prefork, "the prefork binary")->capture_default_str();
+    app.add_option("--work", o.work, "the WORK of one request in ten in the load phase")->capture_default_str()
+        ->check(CLI::Range(uint64_t{0}, uint64_t{1000000000}));
+    app.add_option("--models", models, "03 (prefork), 06 (prefork_event_loop), or both")->delimiter(',')
+        ->capture_default_str()->check(CLI::IsMember({"03", "06"}));
+    app.add_option("--strategies", strategies, "which strategies (each model runs those it has)")->delimiter(',')
+        ->capture_default_str()->check(CLI::IsMember(strategies));
     app.add_flag("--json", json, "print JSON instead of a table");
     CLI11_PARSE(app, argc, argv);
     std::signal(SIGPIPE, SIG_IGN);
 
     std::vector<lg::HerdRow> rows;
-    for (const std::string& name : strategies) {
+    for (const lg::HerdCase& c : lg::herd_cases()) {
+        std::string label = c.model == "prefork" ? "03" : "06";
+        if (std::find(models.begin(), models.end(), label) == models.end()) continue;
+        if (std::find(strategies.begin(), strategies.end(), c.strategy) == strategies.end()) continue;
         try {
-            rows.push_back(lg::run_herd(o, name));
+            rows.push_back(lg::run_herd(o, c));
         } catch (const std::exception& e) {
-            fmt::print(stderr, "herd: {}: {}\n", name, e.what());
+            fmt::print(stderr, "herd: {} {}: {}\n", label, c.strategy, e.what());
             return 1;
         }
-        if (!json) fmt::print(stderr, "herd: {} done\n", name);
+        if (!json) fmt::print(stderr, "herd: {} {} done\n", label, c.strategy);
     }
     if (json) {
         fmt::print("{}\n", lg::herd_json(o, rows));
         return 0;
     }
-    fmt::print("herd: {} idle workers, {} sequential connections; then {} clients for {} s\n\n{}", o.workers,
-               o.connections, o.clients, o.seconds, lg::herd_table(rows));
+    fmt::print("herd: {} idle workers, {} sequential connections; then {} clients for {} s (9 PING : 1 WORK {})\n\n{}",
+               o.workers, o.connections, o.clients, o.seconds, o.work, lg::herd_table(rows));
     return 0;
 }

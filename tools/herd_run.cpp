@@ -1,12 +1,17 @@
-// herd_run.cpp: for one accept strategy, start `prefork --workers W --accept S`:
+// herd_run.cpp: for one model (03 or 06) and accept strategy, start
+// `MODEL --workers W --accept S`:
 //   1. idle herd: C connections one after another, each while all W workers
 //      are idle. Counts, per accepted connection, the wakeups, the spurious
 //      wakeups (woken, found nothing) and the workers' voluntary context
 //      switches (read from /proc: they also count wakeups that the kernel
 //      sent back to sleep before user space saw them), and how evenly the
 //      connections spread over workers (min, max, coefficient of variation).
-//   2. load: K clients connect, PING and close for D seconds (the load
-//      engine): connections per second and the p99 latency of one connection.
+//   2. load: K clients connect, send one request and close, for D seconds:
+//      nine PINGs for one WORK of about 10 ms (Cloudflare's experiment, in
+//      small): a worker busy on a WORK is slowed. Connections per second, and
+//      the PINGs' latency: mean, p99, max and standard deviation. Where
+//      workers share one queue, an idle worker takes the next PING; where
+//      each has its own (reuseport), a PING may wait behind a WORK.
 #include "herd_run.hpp"
 
 #include "accept/accept.hpp"
@@ -48,12 +53,14 @@ std::vector<double> accepts_per_worker(const std::string& table) {
     return out;
 }
 
-Spawned start(const HerdOptions& o, const std::string& strategy) {
-    return spawn_server({o.prefork, "--port", "0", "--workers", std::to_string(o.workers), "--accept", strategy}, true);
+Spawned start(const HerdOptions& o, const HerdCase& what) {
+    return spawn_server({o.bin_dir + "/" + what.model, "--port", "0", "--workers", std::to_string(o.workers),
+                         "--accept", what.strategy},
+                        true);
 }
 
 void idle_herd(const HerdOptions& o, HerdRow& r) {
-    Spawned s = start(o, r.strategy);
+    Spawned s = start(o, r.what);
     std::vector<pid_t> pids;
     for (int i = 0; i < 50 && static_cast<int>(pids.size()) < o.workers; ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -83,60 +90,77 @@ void idle_herd(const HerdOptions& o, HerdRow& r) {
 }
 
 void under_load(const HerdOptions& o, HerdRow& r) {
-    Spawned s = start(o, r.strategy);
+    Spawned s = start(o, r.what);
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     LoadOptions load;
     load.port = s.port;
-    load.requests = {"PING"};
+    load.requests = {"PING", fmt::format("WORK {}", o.work)};
+    load.weights = {9, 1};
     load.connections = o.clients;
     load.conn_per_request = true;
     load.duration_s = o.seconds;
     LoadResult result = run_load(load);
     stop_server(s);
+    const Histogram& ping = result.per_request[0].latency;
+    auto ms = [](double us) { return us / 1000.0; };
     r.conn_per_s = result.rps();
-    r.p99_ms = static_cast<double>(result.latency.percentile(0.99)) / 1000.0;
+    r.ping_mean_ms = ms(ping.mean());
+    r.ping_p99_ms = ms(static_cast<double>(ping.percentile(0.99)));
+    r.ping_max_ms = ms(static_cast<double>(ping.max()));
+    r.ping_stdev_ms = ms(ping.stdev());
     r.errors += result.errors();
 }
 
 }  // namespace
 
-HerdRow run_herd(const HerdOptions& o, const std::string& strategy) {
+HerdRow run_herd(const HerdOptions& o, const HerdCase& what) {
     HerdRow r;
-    r.strategy = strategy;
+    r.what = what;
     idle_herd(o, r);
     if (o.seconds > 0) under_load(o, r);
     return r;
 }
 
-std::vector<std::string> herd_strategies() {
-    std::vector<std::string> names;
-    for (sl::Accept a : sl::prefork_strategies()) names.emplace_back(sl::accept_name(a));
-    return names;
+std::vector<HerdCase> herd_cases() {
+    std::vector<HerdCase> cases;
+    for (sl::Accept a : sl::prefork_strategies()) cases.push_back({"prefork", std::string(sl::accept_name(a))});
+    for (sl::Accept a : sl::event_strategies()) cases.push_back({"prefork_event_loop", std::string(sl::accept_name(a))});
+    return cases;
 }
 
+namespace {
+std::string label(const HerdCase& c) {
+    return fmt::format("{} {}", c.model == "prefork" ? "03" : "06", c.strategy);
+}
+}  // namespace
+
 std::string herd_json(const HerdOptions& o, const std::vector<HerdRow>& rows) {
-    std::string out = fmt::format(R"({{"workers": {}, "connections": {}, "clients": {}, "duration_s": {}, "rows": [)",
-                                  o.workers, o.connections, o.clients, o.seconds);
+    std::string out = fmt::format(R"({{"workers": {}, "connections": {}, "clients": {}, "duration_s": {}, "work": {}, "rows": [)",
+                                  o.workers, o.connections, o.clients, o.seconds, o.work);
     for (size_t i = 0; i < rows.size(); ++i) {
         const HerdRow& r = rows[i];
-        out += fmt::format("{}\n  {{\"strategy\": \"{}\", \"accepts\": {}, \"wakeups_per_accept\": {:.3f}, "
+        out += fmt::format("{}\n  {{\"model\": \"{}\", \"strategy\": \"{}\", \"accepts\": {}, \"wakeups_per_accept\": {:.3f}, "
                            "\"spurious_per_accept\": {:.3f}, \"switches_per_accept\": {:.3f}, \"spread_min\": {}, "
-                           "\"spread_max\": {}, \"spread_cv\": {:.3f}, \"conn_per_s\": {:.0f}, \"p99_ms\": {:.3f}, "
-                           "\"errors\": {}}}",
-                           i ? "," : "", r.strategy, r.accepts, r.wakeups, r.spurious, r.switches, r.spread_min,
-                           r.spread_max, r.spread_cv, r.conn_per_s, r.p99_ms, r.errors);
+                           "\"spread_max\": {}, \"spread_cv\": {:.3f}, \"conn_per_s\": {:.0f}, \"ping_mean_ms\": {:.3f}, "
+                           "\"ping_p99_ms\": {:.3f}, \"ping_max_ms\": {:.3f}, \"ping_stdev_ms\": {:.3f}, \"errors\": {}}}",
+                           i ? "," : "", r.what.model, r.what.strategy, r.accepts, r.wakeups, r.spurious, r.switches,
+                           r.spread_min, r.spread_max, r.spread_cv, r.conn_per_s, r.ping_mean_ms, r.ping_p99_ms,
+                           r.ping_max_ms, r.ping_stdev_ms, r.errors);
     }
     return out + "\n]}";
 }
 
 std::string herd_table(const std::vector<HerdRow>& rows) {
     std::string out =
-        "| strategy | accepts | wakeups/accept | spurious/accept | ctx switches/accept | spread min-max | spread CV | "
-        "conn/s under load | p99 ms | errors |\n|---|---|---|---|---|---|---|---|---|---|\n";
+        "| model · --accept | accepts | wakeups/accept | spurious/accept | ctx switches/accept | spread min-max | "
+        "spread CV | conn/s under load | PING mean ms | PING p99 | PING max | PING stdev | errors |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for (const HerdRow& r : rows)
-        out += fmt::format("| {} | {:.0f} | {:.2f} | {:.2f} | {:.2f} | {:.0f}-{:.0f} | {:.2f} | {:.0f} | {:.2f} | {} |\n",
-                           r.strategy, r.accepts, r.wakeups, r.spurious, r.switches, r.spread_min, r.spread_max,
-                           r.spread_cv, r.conn_per_s, r.p99_ms, r.errors);
+        out += fmt::format("| {} | {:.0f} | {:.2f} | {:.2f} | {:.2f} | {:.0f}-{:.0f} | {:.2f} | {:.0f} | {:.2f} | {:.2f} | "
+                           "{:.2f} | {:.2f} | {} |\n",
+                           label(r.what), r.accepts, r.wakeups, r.spurious, r.switches, r.spread_min, r.spread_max,
+                           r.spread_cv, r.conn_per_s, r.ping_mean_ms, r.ping_p99_ms, r.ping_max_ms, r.ping_stdev_ms,
+                           r.errors);
     return out;
 }
 

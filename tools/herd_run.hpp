@@ -9,25 +9,34 @@
 namespace lg {
 
 struct HerdOptions {
-    std::string prefork;  // path of the prefork binary
+    std::string bin_dir;    // where prefork and prefork_event_loop are
     int workers = 8;
     int connections = 500;  // idle herd: sequential connections
     int clients = 8;        // load: concurrent clients, a connection per request
     double seconds = 3;     // load: how long (0: skip the load phase)
+    uint64_t work = 10000000;  // load: the WORK that one request in ten asks for (about 10 ms)
+};
+
+/// One model and one of its --accept strategies.
+struct HerdCase {
+    std::string model;     // prefork (03) or prefork_event_loop (06)
+    std::string strategy;
 };
 
 struct HerdRow {
-    std::string strategy;
+    HerdCase what;
     double accepts = 0, wakeups = 0, spurious = 0, switches = 0;  // the last three per accept
     double spread_min = 0, spread_max = 0, spread_cv = 0;         // accepts per worker
-    double conn_per_s = 0, p99_ms = 0;
+    double conn_per_s = 0;
+    double ping_mean_ms = 0, ping_p99_ms = 0, ping_max_ms = 0, ping_stdev_ms = 0;  // under load, among WORKs
     uint64_t errors = 0;
 };
 
-/// Both phases for one strategy. Throws std::runtime_error if prefork cannot run.
-HerdRow run_herd(const HerdOptions& options, const std::string& strategy);
+/// Both phases for one case. Throws std::runtime_error if the model cannot run.
+HerdRow run_herd(const HerdOptions& options, const HerdCase& what);
 
-std::vector<std::string> herd_strategies();
+/// 03 with each of its 8 strategies, then 06 with each of its 4.
+std::vector<HerdCase> herd_cases();
 std::string herd_json(const HerdOptions& options, const std::vector<HerdRow>& rows);
 std::string herd_table(const std::vector<HerdRow>& rows);  // Markdown
 

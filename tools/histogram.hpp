@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cmath>
 #include <cstdint>
 
 namespace lg {
@@ -20,6 +21,7 @@ public:
         ++buckets_[index(std::min(us, kMaxValue))];
         ++count_;
         sum_ += us;
+        sum_squares_ += static_cast<double>(us) * static_cast<double>(us);
         max_ = std::max(max_, us);
     }
 
@@ -27,12 +29,19 @@ public:
         for (size_t i = 0; i < buckets_.size(); ++i) buckets_[i] += other.buckets_[i];
         count_ += other.count_;
         sum_ += other.sum_;
+        sum_squares_ += other.sum_squares_;
         max_ = std::max(max_, other.max_);
     }
 
     uint64_t count() const { return count_; }
     uint64_t max() const { return max_; }
     double mean() const { return count_ ? static_cast<double>(sum_) / static_cast<double>(count_) : 0; }
+    /// The standard deviation of the samples (exact: from their sum of squares).
+    double stdev() const {
+        if (count_ == 0) return 0;
+        double m = mean();
+        return std::sqrt(std::max(0.0, sum_squares_ / static_cast<double>(count_) - m * m));
+    }
 
     /// The smallest recorded value v such that a share `q` (0..1) of samples
     /// is <= v, reported as the middle of its bucket (and never above max).
@@ -64,6 +73,7 @@ private:
     static constexpr uint64_t kMaxValue = (uint64_t{1} << 40) - 1;  // 12.7 days in microseconds
     std::array<uint64_t, 128 + 34 * 64> buckets_{};
     uint64_t count_ = 0, sum_ = 0, max_ = 0;
+    double sum_squares_ = 0;
 };
 
 }  // namespace lg

@@ -3,6 +3,8 @@
 
 #include "proc.hpp"
 
+#include <sched.h>
+
 #include <fmt/format.h>
 
 #include <atomic>
@@ -10,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <thread>
 
 namespace lg {
@@ -111,6 +114,7 @@ Spawned start_model(const Setup& setup, const Model& m) {
     if (m.name != "nginx") {
         std::vector<std::string> argv = {setup.bin_dir + "/" + m.name, "--port", "0"};
         if (m.has_workers) argv.insert(argv.end(), {"--workers", std::to_string(setup.workers)});
+        argv.insert(argv.end(), m.args.begin(), m.args.end());
         return wait_for_workers(spawn_server(argv, true), m, setup.workers);
     }
     // nginx as the reference row: the same answer to /ping, its worker count ours.
@@ -118,7 +122,7 @@ Spawned start_model(const Setup& setup, const Model& m) {
     fs::path dir = setup.scratch;
     std::ofstream(dir / "nginx.conf") << fmt::format(
         "daemon off;\nworker_processes {0};\npid {1}/nginx.pid;\nerror_log {1}/error.log;\n"
-        "events {{ worker_connections 4096; }}\nhttp {{\n  access_log off;\n"
+        "worker_rlimit_nofile 20000;\nevents {{ worker_connections 20000; }}\nhttp {{\n  access_log off;\n"
         "  client_body_temp_path {1}/body; proxy_temp_path {1}/proxy; fastcgi_temp_path {1}/fastcgi;\n"
         "  scgi_temp_path {1}/scgi; uwsgi_temp_path {1}/uwsgi;\n"
         "  server {{ listen 127.0.0.1:{2}; location / {{ default_type text/plain; return 200 \"PONG\\n\"; }} }}\n}}\n",
@@ -143,13 +147,47 @@ private:
 
 }  // namespace
 
+bool pin_to(const std::vector<int>& cpus) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int c : cpus) CPU_SET(c, &set);
+    return ::sched_setaffinity(0, sizeof set, &set) == 0;
+}
+
+namespace {
+
+// Starts the server with its CPUs (--pin): this thread takes them for the
+// spawn, which the server inherits, and goes back to its own.
+Spawned start_pinned(const Setup& setup, const Model& model) {
+    if (setup.server_cpus.empty()) return start_model(setup, model);
+    cpu_set_t mine;
+    ::sched_getaffinity(0, sizeof mine, &mine);
+    pin_to(setup.server_cpus);
+    try {
+        Spawned s = start_model(setup, model);
+        ::sched_setaffinity(0, sizeof mine, &mine);
+        return s;
+    } catch (...) {
+        ::sched_setaffinity(0, sizeof mine, &mine);
+        throw;
+    }
+}
+
+}  // namespace
+
 void measure(const Setup& setup, const Model& model, Run& run, const LoadFn& load) {
-    RunningServer server(start_model(setup, model));
+    RunningServer server(start_pinned(setup, model));
     run.load.port = server.port();
     Sampler sampler(server.pid());
-    run.result = load(run.load);
+    run.result = load(run.load, server.pid());
     run.usage = sampler.finish();
     run.summary = server.stop();
+    static const std::regex cpu(R"(CPU user ([0-9.]+) s sys ([0-9.]+) s)");
+    std::smatch m;
+    if (std::regex_search(run.summary, m, cpu)) {
+        run.own_user_s = std::stod(m[1]);
+        run.own_sys_s = std::stod(m[2]);
+    }
 }
 
 }  // namespace lg

@@ -3,8 +3,11 @@
 
 #include "compare.hpp"
 
+#include <sys/types.h>
+
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace lg {
 
@@ -14,10 +17,16 @@ struct Setup {
     int workers = 2;      // --workers for the models with workers, worker_processes for nginx
     std::string nginx;    // nginx's path, or empty when not installed
     std::string scratch;  // a directory for nginx's configuration and files
+    std::vector<int> server_cpus;  // --pin: the CPUs the server may run on (empty: any)
 };
 
-/// Runs one load against a server: run_load, or a stand-in in the tests.
-using LoadFn = std::function<LoadResult(const LoadOptions&)>;
+/// Runs one load against a server, given its process group: run_load, or
+/// more (c10k first opens its idle connections), or a stand-in in the tests.
+using LoadFn = std::function<LoadResult(const LoadOptions&, pid_t server)>;
+
+/// Pins the calling thread, and what it starts from now on, to `cpus`
+/// (sched_setaffinity). False if the kernel refused.
+bool pin_to(const std::vector<int>& cpus);
 
 /// Starts `model` on a free port, runs `load` against it (run.load gets the
 /// port; the rest of run.load is the caller's) while a sampler reads the

@@ -34,13 +34,15 @@ std::string report_json(const Report& report) {
     const Machine& m = report.machine;
     std::string out = fmt::format(
         "{{\n\"machine\": {{\"cpu\": {}, \"cpus\": {}, \"kernel\": {}, \"date\": {}}},\n"
-        "\"settings\": {{\"duration_s\": {}, \"connections\": {}, \"workers\": {}, \"quick\": {}}},\n\"runs\": [",
+        "\"settings\": {{\"duration_s\": {}, \"connections\": {}, \"workers\": {}, \"quick\": {}, \"pinned\": {}, "
+        "\"c10k_idle\": {}, \"cost_connections\": {}}},\n\"runs\": [",
         json_string(m.cpu), m.cpus, json_string(m.kernel), json_string(m.date), report.settings.duration_s,
-        report.settings.connections, report.settings.workers, report.settings.quick ? "true" : "false");
+        report.settings.connections, report.settings.workers, report.settings.quick ? "true" : "false",
+        json_string(report.settings.pinned), report.settings.c10k_idle, report.settings.cost_connections);
     for (size_t i = 0; i < report.runs.size(); ++i) {
         const Run& run = report.runs[i];
-        out += fmt::format("{}\n{{\"scenario\": {}, \"model\": {}, ", i ? "," : "", json_string(run.scenario),
-                           json_string(run.model));
+        out += fmt::format("{}\n{{\"scenario\": {}, \"model\": {}, \"label\": {}, ", i ? "," : "",
+                           json_string(run.scenario), json_string(run.model), json_string(run.label));
         if (!run.skipped.empty()) {
             out += fmt::format("\"skipped\": {}}}", json_string(run.skipped));
             continue;
@@ -51,9 +53,9 @@ std::string report_json(const Report& report) {
         out += fmt::format(
             "\"load\": {},\n \"server\": {{\"processes\": {}, \"threads\": {}, \"peak_rss_kib\": {}, \"cpu_user_s\": {:.2f}, "
             "\"cpu_sys_s\": {:.2f}, \"workers\": {}, \"busiest_worker_share\": {:.3f}, \"cpu_timeline\": [{}], "
-            "\"summary\": {}}}}}",
+            "\"summary\": {}}}, \"idle\": {{\"wanted\": {}, \"connected\": {}, \"held\": {}}}}}",
             to_json(run.load, run.result), u.processes, u.threads, u.rss_kib, u.user_s, u.sys_s, u.workers, u.busiest,
-            timeline, json_string(run.summary));
+            timeline, json_string(run.summary), run.idle.wanted, run.idle.connected, run.idle.held);
     }
     out += "\n],\n\"herd\": ";
     out += report.herd.empty() ? "null" : herd_json(report.herd_options, report.herd);
@@ -61,64 +63,126 @@ std::string report_json(const Report& report) {
 }
 
 std::string report_csv(const Report& report) {
-    std::string out = "scenario,model,requests_per_s,p50_ms,p99_ms,errors,processes,threads,peak_rss_mib,cpu_user_s,"
+    std::string out = "scenario,model,label,requests_per_s,p50_ms,p99_ms,errors,processes,threads,peak_rss_mib,cpu_user_s,"
                       "cpu_sys_s,busiest_worker_share,skipped\n";
     for (const Run& run : report.runs) {
         if (!run.skipped.empty()) {
-            out += fmt::format("{},{},,,,,,,,,,,\"{}\"\n", run.scenario, run.model, run.skipped);
+            out += fmt::format("{},{},\"{}\",,,,,,,,,,,\"{}\"\n", run.scenario, run.model, run.label, run.skipped);
             continue;
         }
         const Histogram& h = focus_latency(report, run);
         const Usage& u = run.usage;
-        out += fmt::format("{},{},{:.0f},{:.3f},{:.3f},{},{},{},{:.1f},{:.2f},{:.2f},{},\n", run.scenario, run.model,
-                           run.result.rps(), ms(h.percentile(0.5)), ms(h.percentile(0.99)), run.result.errors(),
+        out += fmt::format("{},{},\"{}\",{:.0f},{:.3f},{:.3f},{},{},{},{:.1f},{:.2f},{:.2f},{},\n", run.scenario, run.model,
+                           run.label, run.result.rps(), ms(h.percentile(0.5)), ms(h.percentile(0.99)), run.result.errors(),
                            u.processes, u.threads, static_cast<double>(u.rss_kib) / 1024, u.user_s, u.sys_s,
                            u.workers >= 2 ? fmt::format("{:.3f}", u.busiest) : "");
     }
     return out;
 }
 
+namespace {
+
+std::string load_table(const Report& report, const Scenario& sc) {
+    std::string latency_of = sc.paths.size() > 1 ? fmt::format(" ({})", sc.paths[sc.focus]) : "";
+    std::string out = fmt::format("| model | req/s | p50 ms{0} | p99 ms{0} | errors | processes | threads | peak RSS MiB | "
+                                  "CPU user s | CPU sys s | busiest worker |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+                                  latency_of);
+    for (const Run& run : report.runs) {
+        if (run.scenario != sc.name) continue;
+        if (!run.skipped.empty()) {
+            out += fmt::format("| {} | {} | | | | | | | | | |\n", run.model, run.skipped);
+            continue;
+        }
+        const Histogram& h = focus_latency(report, run);
+        const Usage& u = run.usage;
+        out += fmt::format("| {} | {:.0f} | {:.2f} | {:.2f} | {} | {} | {} | {:.1f} | {:.2f} | {:.2f} | {} |\n", run.model,
+                           run.result.rps(), ms(h.percentile(0.5)), ms(h.percentile(0.99)), errors_text(run.result),
+                           u.processes, u.threads, static_cast<double>(u.rss_kib) / 1024, u.user_s, u.sys_s,
+                           busiest_text(u));
+    }
+    return out;
+}
+
+std::string c10k_table(const Report& report, const Scenario& sc) {
+    std::string out =
+        "| model | idle held | idle connected | peak RSS MiB | processes | threads | active req/s | active p99 ms | "
+        "active errors |\n|---|---|---|---|---|---|---|---|---|\n";
+    for (const Run& run : report.runs) {
+        if (run.scenario != sc.name) continue;
+        if (!run.skipped.empty()) {
+            out += fmt::format("| {} | {} | | | | | | | |\n", run.model, run.skipped);
+            continue;
+        }
+        const Usage& u = run.usage;
+        std::string p99 = run.result.ok ? fmt::format("{:.2f}", ms(run.result.latency.percentile(0.99))) : "-";
+        out += fmt::format("| {} | {} of {} | {} | {:.1f} | {} | {} | {:.0f} | {} | {} |\n", run.model, run.idle.held,
+                           run.idle.wanted, run.idle.connected, static_cast<double>(u.rss_kib) / 1024, u.processes,
+                           u.threads, run.result.rps(), p99, errors_text(run.result));
+    }
+    return out;
+}
+
+std::string cost_table(const Report& report, const Scenario& sc) {
+    std::string out = "| model | connections/s | CPU user s | CPU sys s | µs CPU per connection | processes | threads | "
+                      "errors |\n|---|---|---|---|---|---|---|---|\n";
+    // The server's own count where it prints one (to the ms), else the sampler's (10 ms ticks).
+    for (const Run& run : report.runs) {
+        if (run.scenario != sc.name) continue;
+        if (!run.skipped.empty()) {
+            out += fmt::format("| {} | {} | | | | | | |\n", run.label, run.skipped);
+            continue;
+        }
+        const Usage& u = run.usage;
+        double user = run.own_user_s >= 0 ? run.own_user_s : u.user_s;
+        double sys = run.own_sys_s >= 0 ? run.own_sys_s : u.sys_s;
+        double per = run.result.ok ? (user + sys) * 1e6 / static_cast<double>(run.result.ok) : 0;
+        out += fmt::format("| {} | {:.0f} | {:.3f} | {:.3f} | {:.0f} | {} | {} | {} |\n", run.label, run.result.rps(),
+                           user, sys, per, u.processes, u.threads, errors_text(run.result));
+    }
+    return out;
+}
+
+}  // namespace
+
 std::string report_markdown(const Report& report) {
     const Machine& m = report.machine;
     const Settings& s = report.settings;
     std::string out = fmt::format(
         "# serverlab compare, {}\n\n"
-        "Machine: {} ({} CPUs), Linux {}. Each run: {} s, {} client connections, HTTP; prefork models with {} "
-        "workers.{}\n\n",
-        m.date, m.cpu, m.cpus, m.kernel, s.duration_s, s.connections, s.workers, s.quick ? " A --quick run: short, noisy." : "");
+        "Machine: {} ({} CPUs), Linux {}. Each run: {} s, {} client connections, HTTP; models with workers: {} "
+        "workers. {}.{}\n\n",
+        m.date, m.cpu, m.cpus, m.kernel, s.duration_s, s.connections, s.workers,
+        s.pinned.empty() ? "Not pinned: server and load share every CPU" : "Pinned: " + s.pinned,
+        s.quick ? " A --quick run: short, noisy." : "");
     for (const Scenario& sc : report.scenarios) {
-        if (sc.name == "herd") continue;
-        out += fmt::format("## {}\n\n{}\n\n", sc.name, sc.lesson);
-        std::string latency_of = sc.paths.size() > 1 ? fmt::format(" ({})", sc.paths[sc.focus]) : "";
-        out += fmt::format("| model | req/s | p50 ms{0} | p99 ms{0} | errors | processes | threads | peak RSS MiB | "
-                           "CPU user s | CPU sys s | busiest worker |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
-                           latency_of);
-        for (const Run& run : report.runs) {
-            if (run.scenario != sc.name) continue;
-            if (!run.skipped.empty()) {
-                out += fmt::format("| {} | {} | | | | | | | | | |\n", run.model, run.skipped);
-                continue;
-            }
-            const Histogram& h = focus_latency(report, run);
-            const Usage& u = run.usage;
-            out += fmt::format("| {} | {:.0f} | {:.2f} | {:.2f} | {} | {} | {} | {:.1f} | {:.2f} | {:.2f} | {} |\n",
-                               run.model, run.result.rps(), ms(h.percentile(0.5)), ms(h.percentile(0.99)),
-                               errors_text(run.result), u.processes, u.threads, static_cast<double>(u.rss_kib) / 1024,
-                               u.user_s, u.sys_s, busiest_text(u));
+        switch (sc.kind) {
+        case Scenario::load:
+            out += fmt::format("## {}\n\n{}\n\n{}\n", sc.name, sc.lesson, load_table(report, sc));
+            break;
+        case Scenario::c10k:
+            out += fmt::format("## {}\n\n{} {} idle connections, then {} active clients for {} s.{}\n\n{}\n", sc.name,
+                               sc.lesson, s.c10k_idle, s.connections, s.duration_s,
+                               s.c10k_note.empty() ? "" : " (" + s.c10k_note + ")", c10k_table(report, sc));
+            break;
+        case Scenario::cost:
+            out += fmt::format("## {}\n\n{} {} connections per row, 8 at a time.\n\n{}\n", sc.name, sc.lesson,
+                               s.cost_connections, cost_table(report, sc));
+            break;
+        case Scenario::herd:
+            if (report.herd.empty()) break;
+            out += fmt::format(
+                "## herd\n\n{} {} idle workers, {} connections one after another (the herd), then {} clients "
+                "connecting for {} s, nine PINGs for one WORK {} (docs/thundering-herd.md).\n\n{}\n",
+                sc.lesson, report.herd_options.workers, report.herd_options.connections, report.herd_options.clients,
+                report.herd_options.seconds, report.herd_options.work, herd_table(report.herd));
+            break;
         }
-        out += "\n";
-    }
-    if (!report.herd.empty()) {
-        const HerdOptions& h = report.herd_options;
-        out += fmt::format("## herd\n\nprefork under each accept strategy: {} idle workers, {} connections one after "
-                           "another (the herd), then {} clients connecting for {} s (docs/thundering-herd.md).\n\n{}\n",
-                           h.workers, h.connections, h.clients, h.seconds, herd_table(report.herd));
     }
     out += "## What each server printed when it stopped\n\n";
     for (const Run& run : report.runs)
         if (run.skipped.empty())
-            out += fmt::format("<details><summary>{} · {}</summary>\n\n```\n{}```\n</details>\n\n", run.scenario, run.model,
-                               run.summary);
+            out += fmt::format("<details><summary>{} · {}</summary>\n\n```\n{}```\n</details>\n\n", run.scenario,
+                               run.label, run.summary);
     return out;
 }
 

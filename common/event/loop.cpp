@@ -64,6 +64,18 @@ EventLoop::TimerId EventLoop::at(int64_t at_ms, std::function<void()> fn) {
 
 void EventLoop::cancel(TimerId id) {
     callbacks_.erase(id);
+    // Cancelled entries stay in the heap until they come up. Rebuild it when
+    // they are more than half of it, so that it stays O(live timers) in size
+    // however many are cancelled (amortized O(1) per cancel).
+    if (timers_.size() > 64 && timers_.size() > 2 * callbacks_.size()) {
+        std::vector<Timer> live;
+        live.reserve(callbacks_.size());
+        while (!timers_.empty()) {
+            if (callbacks_.count(timers_.top().id) != 0) live.push_back(timers_.top());
+            timers_.pop();
+        }
+        timers_ = decltype(timers_)(std::greater<>(), std::move(live));
+    }
 }
 
 void EventLoop::post(std::function<void()> fn) {
@@ -75,7 +87,12 @@ void EventLoop::post(std::function<void()> fn) {
     [[maybe_unused]] ssize_t n = ::write(wakeup_.get(), &one, sizeof one);  // EAGAIN: already readable
 }
 
+void EventLoop::defer(std::function<void()> fn) {
+    deferred_.push_back(std::move(fn));
+}
+
 int EventLoop::timeout_ms(int max_wait_ms) const {
+    if (!deferred_.empty()) return 0;  // deferred by a deferred function: run it without waiting
     int64_t wait = max_wait_ms < 0 ? INT32_MAX : max_wait_ms;
     if (!timers_.empty()) wait = std::min(wait, std::max<int64_t>(0, timers_.top().at_ms - monotonic_ms()));
     return wait == INT32_MAX ? -1 : static_cast<int>(wait);
@@ -89,6 +106,10 @@ void EventLoop::run_once(int max_wait_ms) {
     for (int i = 0; i < n; ++i) static_cast<Watcher*>(events[i].data.ptr)->on_events(events[i].events);
     run_timers();
     run_posted();
+    // Swapped out first: what a deferred function defers runs next turn.
+    std::vector<std::function<void()>> deferred;
+    deferred.swap(deferred_);
+    for (auto& fn : deferred) fn();
 }
 
 void EventLoop::run_timers() {

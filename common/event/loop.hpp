@@ -67,6 +67,9 @@ public:
     /// From any thread: `fn` runs on the loop's thread in its next turn. An
     /// eventfd wakes the loop (libuv's uv_async_send does the same).
     void post(std::function<void()> fn);
+    /// From the loop's own thread: `fn` runs at the end of this turn. No
+    /// wakeup is needed (the loop is awake), so no system call is made.
+    void defer(std::function<void()> fn);
 
     /// One turn (see above), waiting at most `max_wait_ms` (-1: no limit but
     /// the timers). Returns after the turn; the caller decides whether to go on.
@@ -74,6 +77,8 @@ public:
 
     /// How many turns the loop has made (returns from epoll_wait).
     uint64_t turns() const { return turns_; }
+    /// Entries in the timer heap, cancelled ones included (for the tests).
+    size_t timer_entries() const { return timers_.size(); }
 
 private:
     struct Timer {
@@ -91,13 +96,16 @@ private:
     std::unique_ptr<Watcher> wakeup_watcher_;
     // A binary min-heap of (when, id): the earliest timer is at the top, in
     // O(1); adding one is O(log n). Cancelling only forgets the callback: the
-    // heap entry is skipped when it comes up (libuv keeps a heap too; nginx a
-    // red-black tree; redis a list it scans, fine for its few timers).
+    // heap entry is skipped when it comes up, and the heap is rebuilt without
+    // them when they outnumber the live timers (a connection per request
+    // cancels an idle timer per connection). libuv keeps a heap too; nginx a
+    // red-black tree; redis a list it scans, fine for its few timers.
     std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
     std::unordered_map<TimerId, std::function<void()>> callbacks_;
     TimerId next_id_ = 1;
     std::mutex posted_mutex_;
     std::vector<std::function<void()>> posted_;
+    std::vector<std::function<void()>> deferred_;
     uint64_t turns_ = 0;
 };
 

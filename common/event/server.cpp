@@ -362,8 +362,8 @@ void EventServer::closed(Connection* c) {
     if (it == connections_.end()) return;
     closed_.push_back(std::move(it->second));
     connections_.erase(it);
-    // Destroyed at the end of this turn (posted work runs last in a turn).
-    if (closed_.size() == 1) loop_.post([this] { closed_.clear(); });
+    // Destroyed at the end of this turn, when no event of it can come up.
+    if (closed_.size() == 1) loop_.defer([this] { closed_.clear(); });
 }
 
 EventServer::Connection* EventServer::find(uint64_t serial) {

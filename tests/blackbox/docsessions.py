@@ -39,7 +39,7 @@ MASKS = [
     (re.compile(r"\[\s*\d+\.\d+\]"), "[TIME]"),                       # --trace's monotonic seconds
     (re.compile(r"\b(pid|ppid|tid)([= ])\d+"), r"\1\2N"),            # WHO, the listening line, traces
     (re.compile(r"\(pid \d+\)"), "(pid N)"),
-    (re.compile(r"\b(prefork|prefork_threads|fork_per_conn|single_process)\((\d+)\)"), r"\1(N)"),  # pstree
+    (re.compile(r"\b(prefork|prefork_threads|fork_per_conn|single_process|event_loop|prefork_event_l)\((\d+)\)"), r"\1(N)"),  # pstree
     (re.compile(r"\bfd=\d+"), "fd=N"),                                # ss -p
     (re.compile(r"\b\d+\.\d{3} s\b"), "N s"),                          # CPU seconds in summaries
     (re.compile(r"\b\d+\.\d{3}\b"), "N.NNN"),                          # CPU seconds in tables

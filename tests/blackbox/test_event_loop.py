@@ -178,3 +178,14 @@ def test_out_of_descriptors_it_pauses_instead_of_spinning_and_recovers(bin_dir):
         for c in clients:
             c.close()
         server.kill()
+
+
+def test_it_raises_its_descriptor_limit_to_hold_thousands_of_connections(bin_dir):
+    server = Server([bin_dir / "event_loop", "--port", "0"],
+                    preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096)))
+    try:
+        with open(f"/proc/{server.pid}/limits") as f:
+            soft = next(int(line.split()[3]) for line in f if line.startswith("Max open files"))
+        assert soft == 4096, f"the soft descriptor limit stayed at {soft}: 05 should raise it to the hard limit"
+    finally:
+        server.kill()

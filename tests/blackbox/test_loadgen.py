@@ -157,4 +157,24 @@ def test_compare_quick_runs_end_to_end(bin_dir, tmp_path):
     assert hello["server"]["processes"] == data["machine"]["cpus"] + 1, \
         f"prefork with workers = CPUs should show master + {data['machine']['cpus']} processes"
     assert "## hello" in (out / "results.md").read_text()
-    assert (out / "results.csv").read_text().splitlines()[0].startswith("scenario,model,requests_per_s")
+    assert (out / "results.csv").read_text().splitlines()[0].startswith("scenario,model,label,requests_per_s")
+
+
+def test_compare_c10k_shows_who_holds_idle_connections_and_cost_charges_each_model(bin_dir, tmp_path):
+    done = subprocess.run([bin_dir / "compare", "--quick", "--models", "01,05", "--scenarios", "c10k,cost",
+                           "--idle", "300", "--out", str(tmp_path), "--no-plot"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"compare failed: {done.stderr}"
+    (out,) = tmp_path.iterdir()
+    data = json.loads((out / "results.json").read_text())
+    runs = {(r["scenario"], r["label"]): r for r in data["runs"]}
+    held = {label: runs[("c10k", label)]["idle"]["held"] for label in ("01", "05")}
+    assert held["05"] == 300, f"the event loop should hold all 300 idle connections, it held {held['05']}"
+    assert held["01"] <= 2, f"the iterative server holds one connection at a time, it held {held['01']}"
+    assert runs[("c10k", "05")]["load"]["ok"] > 0, "05's active clients got no answer among 300 idle connections"
+    for label in ("01", "05"):
+        cost = runs[("cost", label)]
+        assert cost["load"]["ok"] == data["settings"]["cost_connections"] and cost["load"]["errors"] == 0, cost["load"]
+        assert cost["server"]["cpu_user_s"] + cost["server"]["cpu_sys_s"] > 0, f"{label}: no server CPU measured"
+    text = (out / "results.md").read_text()
+    assert "## c10k" in text and "## cost" in text and "µs CPU per connection" in text

@@ -19,7 +19,7 @@ TEST(Measure, ALoadThatThrowsLeavesNoServerAndNoThreadBehind) {
     setup.workers = 2;
     lg::Run run;
     pid_t server = -1;
-    auto failing = [&](const lg::LoadOptions& load) -> lg::LoadResult {
+    auto failing = [&](const lg::LoadOptions& load, pid_t) -> lg::LoadResult {
         EXPECT_GT(load.port, 0);
         server = lg::children_of(::getpid()).empty() ? -1 : lg::children_of(::getpid()).front();
         throw std::runtime_error("the load failed");
