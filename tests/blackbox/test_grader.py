@@ -1,8 +1,14 @@
 """The lab grader (./lab grade): it passes our models, grades the Python
-reference servers for the right reasons, explains failures, and never leaves
-a process behind."""
+answer keys for the right reasons, is not fooled by a sequential server,
+explains failures (in words and in JSON), runs the student's command where
+the student is, and never leaves a process behind."""
+import functools
+import itertools
+import json
 import os
 import pathlib
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -12,7 +18,9 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GRADE = ROOT / "tests" / "labs" / "grade.py"
-EXAMPLES = ROOT / "docs" / "labs" / "examples"
+SOLUTIONS = ROOT / "docs" / "labs" / "solutions"
+sys.path.insert(0, str(GRADE.parent))
+from labs import LABS  # noqa: E402
 
 # Which labs each C++ model must pass, and the arguments it needs.
 MODEL_LABS = {
@@ -23,10 +31,26 @@ MODEL_LABS = {
 }
 
 
-def grade(lab, *command, timeout=180):
-    done = subprocess.run([sys.executable, GRADE, lab, "--", *map(str, command)],
+def grade(lab, *command, options=(), timeout=180):
+    """Runs the grader as ./lab does; returns (exit status, stdout + stderr)."""
+    done = subprocess.run([sys.executable, GRADE, lab, *options, "--", *map(str, command)],
                           capture_output=True, text=True, timeout=timeout)
     return done.returncode, done.stdout + done.stderr
+
+
+def grade_json(lab, *command, options=(), timeout=180):
+    """The grader with --json: (exit status, the one JSON object on stdout, stderr)."""
+    done = subprocess.run([sys.executable, GRADE, lab, "--json", *options, "--", *map(str, command)],
+                          capture_output=True, text=True, timeout=timeout)
+    try:
+        verdict = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"--json should print one JSON object on stdout; it printed:\n{done.stdout}\n{done.stderr}")
+    return done.returncode, verdict, done.stderr
+
+
+def outcomes(verdict):
+    return {c["name"]: c for c in verdict["contracts"]}
 
 
 def processes_with(marker):
@@ -49,35 +73,151 @@ def test_list_prints_the_labs_in_course_order():
         ["single", "fork", "prefork", "herd", "threads", "supervision"]
 
 
+@functools.cache
+def contracts_by_lab():
+    """{lab: the names ./lab grade LAB runs}, from the markers of test_contracts.py (read in a
+    process of its own: its lab markers are not this session's)."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import json, sys; sys.path.insert(0, {str(GRADE.parent)!r})
+        import test_contracts as tc
+        marks = {{n[5:]: [m.name for m in getattr(tc, n).pytestmark] for n in dir(tc) if n.startswith("test_")}}
+        print(json.dumps(marks))
+        """)], capture_output=True, text=True, timeout=30, check=True)
+    marks = json.loads(done.stdout)
+    return {lab: {name for name, labs in marks.items() if lab in labs} for lab, _, _ in LABS}
+
+
+@pytest.mark.parametrize("lab,page", [(n, p) for n, _, p in LABS])
+def test_each_lab_page_lists_exactly_what_its_grade_checks(lab, page):
+    # The list that follows "What `./lab grade LAB` checks" on the lab's page.
+    lines = (ROOT / page).read_text().splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(f"What `./lab grade {lab}` checks")), None)
+    assert start is not None, f"{page} has no list starting with 'What `./lab grade {lab}` checks'"
+    items = itertools.takewhile(lambda line: line.startswith(("- ", "  ")),
+                                itertools.dropwhile(lambda line: not line.startswith("- "), lines[start + 1:]))
+    every = set().union(*contracts_by_lab().values())
+    listed = {name for item in items for name in re.findall(r"`([a-z_]+)`", item)} & every
+    wanted = contracts_by_lab()[lab]
+    assert wanted and listed == wanted, (f"{page} lists {sorted(listed)} as what ./lab grade {lab} checks; "
+                                         f"it checks {sorted(wanted)}: missing {sorted(wanted - listed)}, "
+                                         f"not checked {sorted(listed - wanted)}")
+
+
 @pytest.mark.parametrize("model,lab", [(m, lab) for m, labs in MODEL_LABS.items() for lab in labs])
 def test_our_models_pass_their_labs(bin_dir, model, lab):
     extra = ["--workers", "2"] if model.startswith("prefork") else []
+    if lab == "herd":
+        extra += ["--accept", "poll"]  # the herd lab grades workers that wait in poll(), not in accept()
     rc, out = grade(lab, bin_dir / model, "--port", "{port}", *extra)
     assert rc == 0, f"{model} should pass lab {lab}:\n{out}"
 
 
-@pytest.mark.parametrize("example,own_lab,next_lab,why", [
-    ("iterative", "single", "fork", "connections are not served concurrently"),
-    ("fork_per_conn", "fork", "prefork", "forks at least 2 workers before clients arrive"),
-    ("prefork", "prefork", "threads", "were not served at the same time"),
+# Each answer key passes its own lab and fails the next one for the reason that lab teaches.
+@pytest.mark.parametrize("solution,number,own_lab,next_lab,why", [
+    ("iterative", 1, "single", "fork", "connections are not served concurrently"),
+    ("fork_per_conn", 2, "fork", "prefork", "forks at least 2 workers before clients arrive"),
+    ("prefork", 3, "prefork", "herd", "the listening socket is blocking"),
+    ("prefork_poll", 4, "herd", "threads", "were not served at the same time"),
+    ("prefork_threads", 5, "threads", "supervision", "instead of 'SLEPT 1000'"),
+    ("supervised", 6, "supervision", None, None),
 ])
-def test_reference_servers_pass_their_lab_and_fail_the_next_for_the_right_reason(example, own_lab, next_lab, why):
-    script = EXAMPLES / f"{example}.py"
+def test_answer_keys_pass_their_lab_and_fail_the_next_for_the_right_reason(solution, number, own_lab, next_lab, why):
+    script = SOLUTIONS / f"{solution}.py"
+    key = f"The answer key for lab {number} "
+    assert key in script.read_text().split("\n")[1], f"{script.name}'s first line should say {key!r}"
     rc, out = grade(own_lab, sys.executable, script, "--port", "{port}")
-    assert rc == 0, f"docs/labs/examples/{example}.py should pass lab {own_lab}:\n{out}"
-    rc, out = grade(next_lab, sys.executable, script, "--port", "{port}")
-    assert rc == 1 and why in out, f"{example}.py should fail lab {next_lab} because {why!r}:\n{out}"
+    assert rc == 0, f"docs/labs/solutions/{solution}.py should pass lab {own_lab}:\n{out}"
+    if next_lab:
+        rc, out = grade(next_lab, sys.executable, script, "--port", "{port}")
+        assert rc == 1 and why in out, f"{solution}.py should fail lab {next_lab} because {why!r}:\n{out}"
 
 
 def write_server(tmp_path, body):
     path = tmp_path / "server.py"
     path.write_text(textwrap.dedent(f"""\
-        import os, signal, socket, sys, time
-        sys.path.insert(0, {str(EXAMPLES)!r})
+        import os, select, signal, socket, sys, time
+        sys.path.insert(0, {str(SOLUTIONS)!r})
         from protocol import listener, serve
         sock, _ = listener()
         """) + textwrap.dedent(body))
     return path
+
+
+# A server that serves one connection at a time, but whose connect()s all
+# succeed at once: a backlog of 4096, and every queued connection accepted
+# before it serves the oldest one to the end.
+EAGER_SEQUENTIAL = """
+    import collections
+    sock.listen(4096)
+    waiting = collections.deque()
+    while True:
+        while select.select([sock], [], [], 0 if waiting else None)[0]:
+            waiting.append(sock.accept()[0])
+        serve(waiting.popleft())
+    """
+
+# The concurrency-type contracts of each lab, and the words their failure must say.
+CONCURRENCY_CONTRACTS = {
+    "fork": {"concurrency": "connections are not served concurrently"},
+    "prefork": {"concurrency": "connections are not served concurrently"},
+    "herd": {"concurrency": "connections are not served concurrently",
+             "burst_served_by_many": "the burst was not served by many workers"},
+    "threads": {"concurrency": "connections are not served concurrently",
+                "threads_serve_more_than_processes": "they were not served at the same time"},
+}
+
+
+@pytest.mark.parametrize("lab", CONCURRENCY_CONTRACTS)
+@pytest.mark.parametrize("sequential", ["iterative", "eager"])
+def test_a_sequential_server_fails_every_concurrency_contract(tmp_path, sequential, lab):
+    # A known false pass of other testers: connect() succeeds as soon as the
+    # kernel has queued the connection (the backlog), whether or not the
+    # server will serve it. The contracts measure answers, so a server that
+    # serves one connection at a time fails each of them, saying why.
+    script = SOLUTIONS / "iterative.py" if sequential == "iterative" else write_server(tmp_path, EAGER_SEQUENTIAL)
+    wanted = CONCURRENCY_CONTRACTS[lab]
+    rc, verdict, err = grade_json(lab, sys.executable, script, "--port", "{port}", options=["--only", ",".join(wanted)])
+    got = outcomes(verdict)
+    assert rc == 1 and sorted(got) == sorted(wanted), f"lab {lab} should fail {sorted(wanted)}:\n{verdict}\n{err}"
+    for name, words in wanted.items():
+        assert got[name]["outcome"] == "failed" and words in got[name]["measured"], \
+            f"a {sequential} sequential server should fail {name} of lab {lab} with {words!r}; got {got[name]}"
+
+
+def test_json_verdict_has_every_contract_and_the_same_exit_status(tmp_path):
+    # prefork.py under the herd lab, three contracts: one passes, one fails (its
+    # workers wait in accept), one is skipped (it speaks no STATS).
+    script = SOLUTIONS / "prefork.py"
+    only = ["--only", "protocol_answers,workers_wait_in_poll,herd_counters"]
+    command = [sys.executable, str(script), "--port", "{port}"]
+    rc, verdict, _ = grade_json("herd", *command, options=only)
+    plain_rc, plain = grade("herd", *command, options=only)
+    assert rc == plain_rc == 1, f"--json should exit as the plain report does (1):\n{verdict}\n{plain}"
+    assert verdict["lab"] == "herd" and verdict["command"] == command and verdict["passed"] is False, verdict
+    assert verdict["counts"] == {"passed": 1, "failed": 1, "skipped": 1}, verdict["counts"]
+    got = outcomes(verdict)
+    assert [got[n]["outcome"] for n in ("protocol_answers", "workers_wait_in_poll", "herd_counters")] == \
+        ["passed", "failed", "skipped"], verdict
+    for c in verdict["contracts"]:
+        assert set(c) == {"name", "description", "outcome", "measured", "hint"}, c
+        assert c["description"] and c["hint"], c
+    assert got["protocol_answers"]["measured"] is None
+    assert "blocking" in got["workers_wait_in_poll"]["measured"], got["workers_wait_in_poll"]
+    assert "STATS" in got["herd_counters"]["measured"], got["herd_counters"]
+
+    rc, verdict, _ = grade_json("single", sys.executable, SOLUTIONS / "iterative.py", "--port", "{port}",
+                                options=["--only", "protocol_answers"])
+    assert rc == 0 and verdict["passed"] is True and verdict["counts"]["failed"] == 0, verdict
+
+
+def test_the_command_runs_in_the_directory_lab_grade_was_run_from(tmp_path):
+    # A student's files, named relative to the student's directory, not the repo's.
+    for name in ("iterative.py", "protocol.py"):
+        shutil.copy(SOLUTIONS / name, tmp_path / name)
+    done = subprocess.run([ROOT / "lab", "grade", "single", "--", sys.executable, "iterative.py", "--port", "{port}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, (f"`./lab grade single -- python3 iterative.py` run from the directory holding "
+                                  f"iterative.py should pass:\n{done.stdout}{done.stderr}")
 
 
 def test_a_broken_server_fails_with_a_clear_message(tmp_path):

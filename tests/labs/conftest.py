@@ -12,6 +12,7 @@ from student import StudentServer, become_subreaper  # noqa: E402
 
 def pytest_addoption(parser):
     parser.addoption("--server", help="the command under test as a JSON list; {port} is replaced")
+    parser.addoption("--server-cwd", help="the directory the command runs in (default: the current one)")
 
 
 def pytest_configure(config):
@@ -27,8 +28,12 @@ def server(request):
     if not argv:
         pytest.exit("give the server to grade: --server '[\"cmd\", \"--port\", \"{port}\"]'", returncode=2)
     try:
-        s = StudentServer(json.loads(argv))
+        s = StudentServer(json.loads(argv), cwd=request.config.getoption("--server-cwd"))
     except RuntimeError as e:
-        pytest.fail(str(e), pytrace=False)
+        error = str(e)  # failed outside the except block, so the report is not chained to it
+    else:
+        error = None
+    if error:
+        pytest.fail(error, pytrace=False)
     yield s
     s.kill()

@@ -2,36 +2,48 @@
 """grade: checks a server, in any language, against one lab's contracts.
 
     ./lab grade --list
-    ./lab grade LAB -- CMD ARGS...     ({port} in ARGS becomes a free port)
+    ./lab grade LAB [--json] [--only NAME,...] -- CMD ARGS...     ({port} in ARGS becomes a free port)
 
-Starts the command for each contract, waits until the port accepts
-connections, runs the contract, stops every process the command started
-(even one that ignores SIGTERM or leaves its session), and prints, for each
-property that failed, what was measured and where to look. Exit status: 0
-when every contract passed, 1 when one failed, 2 for a usage error.
+Starts the command for each contract, in the directory --cwd names (./lab
+passes the one it was run from; by default, the current one), waits until
+the port accepts connections, runs the contract, stops every process the
+command started (even one that ignores SIGTERM or leaves its session), and
+prints, for each property that failed, what was measured and where to look.
+--json prints one JSON object instead (see report_json); --only runs the
+named contracts alone (the names --json shows). Exit status: 0 when every
+contract passed, 1 when one failed, 2 for a usage error.
 """
 import contextlib
 import io
 import json
-import pathlib
+import os
 import sys
+import pathlib
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from labs import LABS, NAMES  # noqa: E402
 
 
-class Report:
-    """A pytest plugin: collects each contract's outcome, then speaks to the student."""
+def contract_name(nodeid):
+    """test_contracts.py::test_no_zombies -> no_zombies: the name --json shows and --only takes."""
+    return nodeid.split("::")[-1].removeprefix("test_")
 
-    def __init__(self, lab):
-        self.lab = lab
+
+# Where to look when the server did not even start (the fixture failed, not the contract).
+START_HINT = ("the command must start a server that accepts connections on 127.0.0.1 at the {port} it is "
+              "given, within 10 s; it runs in the directory ./lab grade was run from")
+
+
+class Report:
+    """A pytest plugin: collects each contract's outcome."""
+
+    def __init__(self):
         self.results = []  # (name, outcome, message)
-        self.out = sys.stdout  # pytest's own output is silenced; the report goes here
+        self.not_started = set()  # names whose server did not start
 
     def pytest_runtest_logreport(self, report):
         if report.when == "call" or report.outcome in ("failed", "skipped") and report.when == "setup":
-            name = report.nodeid.split("::")[-1]
             message = ""
             if report.failed:
                 crash = getattr(report.longrepr, "reprcrash", None)
@@ -41,57 +53,112 @@ class Report:
             elif report.skipped:
                 message = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
                 message = message.removeprefix("Skipped: ")
-            self.results.append((name, report.outcome, message))
+            self.results.append((contract_name(report.nodeid), report.outcome, message))
+            if report.failed and report.when == "setup":
+                self.not_started.add(contract_name(report.nodeid))
 
-    def say(self, text):
-        print(text, file=self.out)
+    def count(self, outcome):
+        return sum(1 for _, o, _ in self.results if o == outcome)
 
-    def pytest_sessionfinish(self, session):
+    def contracts(self):
+        """[(name, description, outcome, measured, hint)] in the order they ran."""
         import test_contracts
-        docs = {n: (getattr(test_contracts, n).__doc__ or n).strip().splitlines()[0]
-                for n, *_ in self.results if hasattr(test_contracts, n)}
-        failed = [r for r in self.results if r[1] == "failed"]
-        passed = [r for r in self.results if r[1] == "passed"]
-        self.say(f"\ngrade {self.lab}: {len(self.results)} contracts, {len(passed)} passed, {len(failed)} failed\n")
+        out = []
         for name, outcome, message in self.results:
-            word = {"passed": "ok  ", "failed": "FAIL", "skipped": "skip"}[outcome]
-            self.say(f"  {word}  {docs.get(name, name)}")
-            if outcome == "failed":
-                self.say(f"        measured: {message}")
-                self.say(f"        look at:  {test_contracts.HINTS.get(name, '')}")
-            elif outcome == "skipped" and message:
-                self.say(f"        ({message})")
-        page = dict((n, p) for n, _, p in LABS)[self.lab]
-        self.say(f"\nThe lab: {page}" + ("" if failed else "  -- all contracts hold."))
+            fn = getattr(test_contracts, f"test_{name}", None)
+            description = (fn.__doc__ or name).strip().splitlines()[0] if fn else name
+            hint = START_HINT if name in self.not_started else test_contracts.HINTS.get(f"test_{name}")
+            out.append((name, description, outcome, message or None, hint))
+        return out
 
 
-def usage(code):
+def report_text(lab, report, passed, out):
+    counts = f"{report.count('passed')} passed, {report.count('failed')} failed"
+    if report.count("skipped"):
+        counts += f", {report.count('skipped')} skipped"
+    print(f"\ngrade {lab}: {len(report.results)} contract{'s' * (len(report.results) != 1)}, {counts}\n", file=out)
+    for _, description, outcome, measured, hint in report.contracts():
+        word = {"passed": "ok  ", "failed": "FAIL", "skipped": "skip"}[outcome]
+        print(f"  {word}  {description}", file=out)
+        if outcome == "failed":
+            print(f"        measured: {measured}", file=out)
+            print(f"        look at:  {hint or ''}", file=out)
+        elif outcome == "skipped" and measured:
+            print(f"        ({measured})", file=out)
+    page = dict((n, p) for n, _, p in LABS)[lab]
+    print(f"\nThe lab: {page}" + ("  -- all contracts hold." if passed else ""), file=out)
+
+
+def report_json(lab, command, report, passed, out):
+    """One JSON object: {"lab", "command", "passed", "contracts": [{"name", "description",
+    "outcome": "passed"|"failed"|"skipped", "measured", "hint"}], "counts": {"passed", "failed", "skipped"}}.
+    `measured` is what a failed contract measured, or why one was skipped; null for a pass."""
+    contracts = [dict(name=n, description=d, outcome=o, measured=m, hint=h) for n, d, o, m, h in report.contracts()]
+    counts = {outcome: report.count(outcome) for outcome in ("passed", "failed", "skipped")}
+    print(json.dumps(dict(lab=lab, command=command, passed=passed, contracts=contracts, counts=counts)), file=out)
+
+
+def usage(code, error=None):
+    if error:
+        print(f"grade: {error}", file=sys.stderr)
     print(__doc__.strip().split("\n\n")[1], file=sys.stderr)
     print("labs: " + ", ".join(NAMES), file=sys.stderr)
-    sys.exit(code)
+    return code
 
 
 def main(argv):
-    if argv[:1] == ["--list"]:
-        for name, goal, page in LABS:
-            print(f"{name:<12} {goal}  ({page})")
-        return 0
-    if len(argv) < 3 or argv[1] != "--" or argv[0] not in NAMES:
-        if argv and argv[0] not in NAMES and argv[0] not in ("-h", "--help"):
-            print(f"grade: unknown lab {argv[0]!r}", file=sys.stderr)
-        usage(0 if argv[:1] in (["-h"], ["--help"]) else 2)
-    lab, command = argv[0], argv[2:]
+    before, command = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    lab, as_json, only, cwd = None, False, [], os.getcwd()
+    words = iter(before)
+    for word in words:
+        if word in ("-h", "--help"):
+            return usage(0)
+        elif word == "--list":
+            for name, goal, page in LABS:
+                print(f"{name:<12} {goal}  ({page})")
+            return 0
+        elif word == "--json":
+            as_json = True
+        elif word in ("--only", "--cwd"):
+            value = next(words, None)
+            if value is None:
+                return usage(2, f"{word} needs a value")
+            if word == "--cwd":
+                cwd = value  # ./lab passes the directory it was run from: it changes to the repo's before us
+            else:
+                only += [n.strip().removeprefix("test_") for n in value.split(",") if n.strip()]
+        elif word in NAMES and lab is None:
+            lab = word
+        else:
+            return usage(2, f"unknown lab or option {word!r}")
+    if lab is None or not command:
+        return usage(2, "give a lab and, after --, the command that starts your server")
     if not any("{port}" in a for a in command):
         print("grade: the command needs a {port} argument for the port the grader picks, e.g. "
               "--port {port}", file=sys.stderr)
         return 2
+    if not os.path.isdir(cwd):
+        return usage(2, f"--cwd {cwd!r} is not a directory")
+    import test_contracts
+    unknown = [n for n in only if not hasattr(test_contracts, f"test_{n}")]
+    if unknown:
+        known = sorted(contract_name(n) for n in dir(test_contracts) if n.startswith("test_"))
+        return usage(2, f"no contract named {', '.join(unknown)} (contracts: {', '.join(known)})")
     import pytest
-    report = Report(lab)
+    report = Report()
+    args = [str(HERE / "test_contracts.py"), "-m", lab, "--server", json.dumps(command), "--server-cwd", cwd,
+            "-p", "no:cacheprovider", "-q", "-W", "ignore::DeprecationWarning"]
+    if only:
+        args += ["-k", " or ".join(f"test_{n}" for n in only)]
+    out = sys.stdout  # pytest's own output is silenced; the report goes here
     with contextlib.redirect_stdout(io.StringIO()):
-        code = pytest.main([str(HERE / "test_contracts.py"), "-m", lab, "--server", json.dumps(command),
-                            "-p", "no:cacheprovider", "-q", "-W", "ignore::DeprecationWarning"],
-                           plugins=[report])
-    return 0 if code == 0 else 1
+        code = pytest.main(args, plugins=[report])
+    passed = code == 0 and report.count("failed") == 0
+    if as_json:
+        report_json(lab, command, report, passed, out)
+    else:
+        report_text(lab, report, passed, out)
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

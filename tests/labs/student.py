@@ -62,14 +62,18 @@ def fd_count(pid):
 
 
 class StudentServer:
-    """Starts `argv` with {port} replaced; waits until the port accepts connections."""
+    """Starts `argv` with {port} replaced, in directory `cwd` (relative paths in
+    argv resolve there); waits until the port accepts connections."""
 
-    def __init__(self, argv, startup_timeout=10.0):
+    def __init__(self, argv, cwd=None, startup_timeout=10.0):
         self.port = free_port()
         self.argv = [a.replace("{port}", str(self.port)) for a in argv]
         self.output = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self.output,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            self.proc = subprocess.Popen(self.argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=self.output,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as e:  # no such program, not executable, no such directory
+            raise RuntimeError(f"the server could not be started: {e}") from e
         self.pid = self.proc.pid
         deadline = time.monotonic() + startup_timeout
         while not self._accepts():

@@ -6,6 +6,7 @@ Only the text framing is required (PING, ECHO, SLEEP, QUIT, ERR for the
 rest); STATS is an optional contract, skipped when a server does not speak it.
 """
 import os
+import platform
 import re
 import signal
 import subprocess
@@ -136,7 +137,8 @@ def test_concurrency(server):
 
 
 @contract("fork", "prefork", "herd", "supervision",
-          hint="reap every child: a SIGCHLD handler that calls waitpid(-1, WNOHANG) in a loop, or a loop in the master")
+          hint="reap every child: after SIGCHLD (a flag or a self-pipe), the main loop calls waitpid(-1, WNOHANG) "
+               "until it returns 0 or fails with ECHILD")
 def test_no_zombies(server):
     """After 20 connections have come and gone, no child is left a zombie."""
     for n in range(20):
@@ -182,7 +184,8 @@ def test_fixed_pool(server):
 
 
 @contract("herd",
-          hint="a non-blocking listening socket: after poll/epoll says readable, accept may find nothing (EAGAIN): go back to waiting")
+          hint="every worker takes connections from the shared listening socket; after poll/epoll says readable, "
+               "accept may find nothing (EAGAIN): go back to waiting")
 def test_burst_served_by_many(server):
     """50 clients that connect at once are all answered, and more than one worker holds their connections."""
     settle(lambda: len(server.workers()) >= 2, timeout=5)
@@ -196,18 +199,122 @@ def test_burst_served_by_many(server):
             errors.append(repr(e))
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(50)]
+    began = time.monotonic()
     for t in threads:
         t.start()
     deadline = time.monotonic() + 15
     while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
         owners |= connection_owners(server)  # which processes hold the server side of the connections
         time.sleep(0.05)
+    took = time.monotonic() - began
     for t in threads:
         t.join(timeout=1)
+    # Answers and owners, not connects: a connect() succeeds once the kernel has queued the connection,
+    # whether or not the server ever serves it.
     assert not errors and len(answers) == 50, (f"of 50 clients connecting at once, {len(answers)} were answered; "
                                                f"first errors: {errors[:3]}")
-    assert len(owners) >= 2, (f"the 50 connections were all held by {len(owners)} process(es) {sorted(owners)}: "
-                              f"the other workers never got one")
+    assert len(owners) >= 2, (f"the 50 connections were all held by {len(owners)} process(es) {sorted(owners)} "
+                              f"over {took:.1f} s: the burst was not served by many workers")
+
+
+# The first field of /proc/PID/task/TID/syscall is the number of the system
+# call the thread is blocked in (syscall(2) numbers differ by architecture).
+SYSCALLS = {
+    "x86_64": {7: "poll", 23: "select", 232: "epoll_wait", 270: "pselect6", 271: "ppoll", 281: "epoll_pwait",
+               441: "epoll_pwait2", 43: "accept", 288: "accept4", 0: "read", 45: "recvfrom", 202: "futex",
+               61: "wait4", 230: "clock_nanosleep", 34: "pause", 128: "rt_sigtimedwait", 72: "fcntl"},
+    "aarch64": {72: "pselect6", 73: "ppoll", 22: "epoll_pwait", 441: "epoll_pwait2", 202: "accept",
+                242: "accept4", 63: "read", 207: "recvfrom", 98: "futex", 260: "wait4", 115: "clock_nanosleep",
+                137: "rt_sigtimedwait", 25: "fcntl"},
+}
+POLL_FAMILY = {"poll", "select", "epoll_wait", "pselect6", "ppoll", "epoll_pwait", "epoll_pwait2"}
+ACCEPTS = {"accept", "accept4"}
+
+
+def blocked_in(pid, tid):
+    """The system call thread `tid` of `pid` is blocked in ('poll', 'accept4', 'syscall 999'), or
+    'running'; None when it is gone. Where the architecture's numbers are not in SYSCALLS, the
+    kernel function it sleeps in (/proc/.../wchan) is mapped onto the same names."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+            first = f.read().split()[0]
+        table = SYSCALLS.get(platform.machine())
+        if first == "running":
+            return "running"
+        if table is not None:
+            return table.get(int(first), f"syscall {first}")
+        with open(f"/proc/{pid}/task/{tid}/wchan") as f:
+            wchan = f.read()
+    except (OSError, IndexError, ValueError):
+        return None
+    if "accept" in wchan:
+        return "accept"
+    return "poll" if "poll" in wchan or "select" in wchan else f"kernel function {wchan}"
+
+
+def waits(pid):
+    """What each thread of `pid` is blocked in: {tid: name}."""
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return {}
+    return {tid: what for tid in tids if (what := blocked_in(pid, tid))}
+
+
+def listening_sockets(server):
+    """{pid: [(fd, nonblocking)]}: the descriptors of the server's listening sockets on its port, per process."""
+    out = subprocess.run(["ss", "-Hltne", f"( sport = :{server.port} )"],
+                         capture_output=True, text=True, timeout=10).stdout
+    inodes = {f"socket:[{ino}]" for ino in re.findall(r"\bino:(\d+)", out)}
+    held = {}
+    for pid in server.processes():
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                        flags = next(int(line.split()[1], 8) for line in f if line.startswith("flags:"))
+                    held.setdefault(pid, []).append((int(fd), bool(flags & os.O_NONBLOCK)))
+        except (OSError, StopIteration):
+            pass
+    return held
+
+
+@contract("herd",
+          hint="set the listening socket non-blocking (O_NONBLOCK) before fork; a worker waits in poll/select/epoll "
+               "for it to be readable, then calls accept, and goes back to the wait on EAGAIN")
+def test_workers_wait_in_poll(server):
+    """Idle workers wait in poll, select or epoll on a non-blocking listening socket, not in accept."""
+    settle(lambda: len(server.workers()) >= 2, timeout=5)
+    for n in range(5):  # a few connections first: a worker that lost a race shows where it went next
+        with server.connect() as c:
+            assert c.ask(f"ECHO {n}") == str(n)
+    problems = []
+
+    def idle_workers_poll():
+        problems.clear()
+        workers, found = server.workers(), {}  # what is wrong -> the workers it is wrong with
+        if len(workers) < 2:
+            problems.append(f"the server has {len(workers)} worker processes; this lab needs a pool of at least 2")
+        for pid in workers:
+            calls = set(waits(pid).values())
+            if calls & ACCEPTS:
+                found.setdefault(f"wait in {', '.join(sorted(calls & ACCEPTS))}", []).append(pid)
+            elif calls and not calls & POLL_FAMILY:
+                found.setdefault(f"wait in {', '.join(sorted(calls))}, not in poll, select or epoll", []).append(pid)
+        for what, pids in found.items():
+            problems.append(f"worker{'s' * (len(pids) > 1)} {', '.join(map(str, pids))} {what}")
+        return not problems
+
+    settle(idle_workers_poll, timeout=3)  # a worker may be between two calls: look again
+    held, blocking = listening_sockets(server), []
+    for pid in server.workers():
+        if pid not in held:
+            problems.append(f"worker {pid} holds no listening socket of port {server.port}")
+        blocking += [f"/proc/{pid}/fdinfo/{fd}" for fd, nonblocking in held.get(pid, []) if not nonblocking]
+    if blocking:
+        problems.append(f"the listening socket is blocking (no O_NONBLOCK in the flags of {', '.join(blocking)})")
+    assert not problems, ("while the pool was idle, " + "; ".join(problems) + ": each worker must wait in poll, "
+                          "select or epoll on a non-blocking listening socket, and accept when it is readable")
 
 
 def connection_owners(server):

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Lab 3: N workers forked before any client arrives, each blocking in accept().
-The master replaces a worker that dies and, on SIGTERM, stops them all."""
+"""The answer key for lab 3 (docs/labs/3-prefork.md): N workers forked before
+any client arrives, each blocking in accept(). The master replaces a worker
+that dies and, on SIGTERM, stops them all."""
 import os
 import signal
 import time

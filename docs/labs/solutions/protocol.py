@@ -1,10 +1,12 @@
 """The text framing of docs/protocol.md, the part a lab's server must speak:
 PING, ECHO, SLEEP, QUIT, and ERR for anything else. Standard library only.
 
-serve(conn) answers one connection until the client leaves or sends QUIT.
-The three servers beside this file differ only in who calls it.
+Shared by the answer keys beside this file (one per lab): serve(conn)
+answers one connection until the client leaves or sends QUIT, and the
+servers differ only in who calls it.
 """
 import argparse
+import select
 import signal
 import socket
 import time
@@ -29,11 +31,25 @@ def answer(line):
     return f"ERR unknown command '{printable}'", False
 
 
-def serve(conn):
-    """Answers every complete line; returns when the client closes, resets or QUITs."""
+def readable(fd):
+    """True when `fd` has something to read now (select with a zero timeout)."""
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+def serve(conn, stop_fd=None):
+    """Answers every complete line; returns when the client closes, resets or QUITs.
+
+    stop_fd (lab 6) is the read end of a pipe that becomes readable when the
+    process must stop: serve() then returns after answering the request in
+    hand, or at once if it is waiting for the next request.
+    """
     buf = b""
     with conn:
         while True:
+            if stop_fd is not None:  # wait for the client or for the stop, whichever comes first
+                ready, _, _ = select.select([conn, stop_fd], [], [])
+                if stop_fd in ready:
+                    return  # between requests: none is in hand, close now
             try:
                 chunk = conn.recv(65536)
             except (ConnectionResetError, TimeoutError):
@@ -51,7 +67,7 @@ def serve(conn):
                     conn.sendall(reply.encode() + b"\n")  # Python ignores SIGPIPE: a gone client raises instead
                 except OSError:
                     return
-                if close:
+                if close or stop_fd is not None and readable(stop_fd):
                     return
             if len(buf) > MAX_LINE:
                 conn.sendall(b"ERR line too long\n")
