@@ -83,16 +83,25 @@ int main(int argc, char** argv) {
         const uint32_t exclusive = strategy == sl::Accept::epoll_exclusive ? static_cast<uint32_t>(EPOLLEXCLUSIVE) : 0u;
         server.accept_from(watched, exclusive, &me.accept);
         const bool take_turns = strategy == sl::Accept::accept_mutex;
+        // The accept mutex is let go as soon as this turn's connections are
+        // accepted, before they are served (nginx does the same), so that a
+        // worker busy with a request never keeps the others from accepting.
+        bool holding = false;
+        auto let_go = [&] {
+            if (holding) mutex.unlock();
+            holding = false;
+        };
+        server.after_accepting(let_go);
 
         bool drained = false;
         while (!server.finished()) {
             // idle: no connection open (the dynamic pool counts these); busy: some.
             me.set_state(server.connections() == 0 ? sl::WorkerState::idle : sl::WorkerState::busy);
             // The accept mutex: watch the listening socket this turn only if we hold it.
-            bool holding = take_turns && !server.stopping() && mutex.try_lock();
+            holding = take_turns && !server.stopping() && mutex.try_lock();
             if (take_turns) server.accepting(holding);
             loop.run_once(take_turns && !holding ? kAcceptMutexDelayMs : -1);
-            if (holding) mutex.unlock();
+            let_go();  // a turn with nothing to accept (a timer, a connection's event)
             // --max-requests: the master starts a successor in our place, then retires us.
             if (board.recycle_due(id.slot)) board.ask_to_be_replaced(id.slot);
             // Leaving a reuseport place that closed: serve what is queued in its socket.

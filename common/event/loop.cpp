@@ -103,7 +103,14 @@ void EventLoop::run_once(int max_wait_ms) {
     int n = ::epoll_wait(epoll_.get(), events, 256, timeout_ms(max_wait_ms));
     if (n < 0 && errno != EINTR) die("epoll_wait");  // EINTR: a signal; its flag is looked at by the caller
     ++turns_;
-    for (int i = 0; i < n; ++i) static_cast<Watcher*>(events[i].data.ptr)->on_events(events[i].events);
+    for (int i = 0; i < n; ++i) {
+        auto* w = static_cast<Watcher*>(events[i].data.ptr);
+        if (w->first()) w->on_events(events[i].events);
+    }
+    for (int i = 0; i < n; ++i) {
+        auto* w = static_cast<Watcher*>(events[i].data.ptr);
+        if (!w->first()) w->on_events(events[i].events);
+    }
     run_timers();
     run_posted();
     // Swapped out first: what a deferred function defers runs next turn.

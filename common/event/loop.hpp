@@ -39,6 +39,9 @@ public:
     virtual ~Watcher() = default;
     /// `events`: EPOLLIN, EPOLLOUT, EPOLLHUP, EPOLLERR as epoll_wait(2) gave them.
     virtual void on_events(uint32_t events) = 0;
+    /// Dispatched before the others of the same turn (a listening socket:
+    /// nginx handles accept events first, then lets go of its accept mutex).
+    virtual bool first() const { return false; }
 };
 
 class EventLoop {

@@ -28,6 +28,8 @@ constexpr int64_t kStopGraceMs = 1000;
 // Out of descriptors: stop watching the listener this long (its clients
 // wait in the backlog), instead of being told again at once, forever.
 constexpr int64_t kOutOfDescriptorsPauseMs = 100;
+// EPOLLEXCLUSIVE: re-add the listening socket after this many accepts (nginx's figure).
+constexpr uint64_t kReorderEvery = 16;
 
 }  // namespace
 
@@ -42,6 +44,8 @@ void add_event_options(CLI::App& app, EventOptions& o) {
     app.add_option("--output-limit", o.output_limit, "stop reading a connection with this many bytes unsent")
         ->capture_default_str()
         ->check(CLI::Range(size_t{1024}, size_t{1} << 30));
+    app.add_flag("--multi-accept", o.multi_accept,
+                 "level-triggered: accept every waiting connection per wakeup, not one (nginx's multi_accept)");
     app.add_flag("--debug-read-once", o.debug_read_once,
                  "teaching hook: with --trigger edge, read at most 64 bytes per event (the rest is never reported)");
 }
@@ -236,7 +240,10 @@ private:
         if (closed_) return;
         closed_ = true;
         SL_TRACE("conn {} closed: {}", serial_, why);
-        loop_.unwatch(fd_.get());
+        // No EPOLL_CTL_DEL: closing the last descriptor of a socket takes it
+        // out of every epoll set (epoll(7)), and this is the only one (no
+        // dup, no fork after accept). One system call less per connection;
+        // nginx skips it the same way.
         fd_.reset();
         server_.closed(this);
     }
@@ -267,6 +274,7 @@ public:
     Listener(EventServer& server, int fd, uint32_t extra, AcceptStats* stats)
         : server_(server), fd_(fd), extra_(extra), stats_(stats) {}
     void on_events(uint32_t) override { server_.accept_ready(); }
+    bool first() const override { return true; }  // accept before serving, as nginx does
 
     EventServer& server_;
     int fd_;
@@ -274,6 +282,7 @@ public:
     AcceptStats* stats_;
     bool watched_ = false;
     EventLoop::TimerId paused_ = 0;  // out of descriptors: watched again after a pause
+    uint64_t accepted_ = 0;
 };
 
 class EventServer::StopWatcher final : public Watcher {
@@ -318,10 +327,14 @@ void EventServer::accept_ready() {
     const bool edge = loop_.trigger() == Trigger::edge;
     int taken = 0;
     // Edge-triggered: until EAGAIN, or the connections already queued would
-    // never be reported again. Level-triggered: a batch, then back to the
-    // loop, so that the connections already open are served too.
-    while (!stopping_ && (edge || taken < 16)) {
-        Accepted a = accept_one(l.fd_);
+    // never be reported again. Level-triggered: one, then back to the loop,
+    // which reports the socket again while connections wait (nginx's
+    // multi_accept off). Taking a batch looks cheaper, but in 06 a worker
+    // that takes 16 at once keeps them all behind its slowest request, while
+    // idle workers could have taken some: the herd scenario measures it.
+    const bool drain = edge || options_.multi_accept;
+    while (!stopping_ && (drain || taken < 1)) {
+        Accepted a = accept_one(l.fd_, SOCK_NONBLOCK);
         if (a.status == Accepted::out_of_descriptors) {
             accepting(false);
             l.paused_ = loop_.at(monotonic_ms() + kOutOfDescriptorsPauseMs, [this] {
@@ -332,22 +345,34 @@ void EventServer::accept_ready() {
         }
         if (a.status == Accepted::nothing) break;
         ++taken;
-        take(std::move(a.conn));
+        take(std::move(a.conn), /*nonblocking=*/true);
     }
+    // EPOLLEXCLUSIVE wakes the first worker, in the order they added the
+    // socket, that is waiting in epoll_wait: worker 0 whenever it is idle.
+    // Like nginx (ngx_reorder_accept_events), a worker that has accepted 16
+    // more connections removes and re-adds the socket, going to the back of
+    // the socket's wait queue, so that the others get their turn first.
+    if ((l.extra_ & EPOLLEXCLUSIVE) && taken > 0 && l.watched_ &&
+        l.accepted_ / kReorderEvery != (l.accepted_ + taken) / kReorderEvery) {
+        loop_.unwatch(l.fd_);
+        if (!loop_.watch(l.fd_, EPOLLIN | l.extra_, &l)) die("epoll_ctl listening socket");
+    }
+    l.accepted_ += static_cast<uint64_t>(taken);
     if (l.stats_) {
         l.stats_->wakeups.fetch_add(1, std::memory_order_relaxed);
         if (taken == 0) l.stats_->spurious.fetch_add(1, std::memory_order_relaxed);  // another worker won
     }
+    if (after_accepting_) after_accepting_();
 }
 
 void EventServer::adopt(Fd conn) {
-    take(std::move(conn));
+    take(std::move(conn), /*nonblocking=*/false);
 }
 
-void EventServer::take(Fd conn) {
+void EventServer::take(Fd conn, bool nonblocking) {
     uint64_t serial = ctx_.counters->connections.fetch_add(1, std::memory_order_relaxed) + 1;
-    int flags = ::fcntl(conn.get(), F_GETFL);
-    if (flags < 0 || ::fcntl(conn.get(), F_SETFL, flags | O_NONBLOCK) < 0) {
+    int flags = nonblocking ? 0 : ::fcntl(conn.get(), F_GETFL);
+    if (!nonblocking && (flags < 0 || ::fcntl(conn.get(), F_SETFL, flags | O_NONBLOCK) < 0)) {
         log("conn {}: fcntl O_NONBLOCK: {} (closing it)", serial, std::strerror(errno));
         return;
     }

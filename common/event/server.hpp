@@ -27,6 +27,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -38,9 +39,10 @@ struct EventOptions {
     int offload = 0;                  // threads for WORK (0: WORK runs on the loop)
     size_t output_limit = 64 * 1024;  // stop reading a connection with this much unsent
     bool debug_read_once = false;     // edge-triggered: read once per event (shows what is lost)
+    bool multi_accept = false;        // level-triggered: accept all waiting connections per wakeup, not one
 };
 
-/// --trigger, --offload, --output-limit, --debug-read-once.
+/// --trigger, --offload, --output-limit, --multi-accept, --debug-read-once.
 void add_event_options(CLI::App& app, EventOptions& options);
 
 class EventServer {
@@ -56,12 +58,16 @@ public:
 
     /// Accepts connections from the non-blocking listening socket `fd`:
     /// watched for readability (with `extra` flags: EPOLLEXCLUSIVE), then
-    /// accepted until EAGAIN in edge mode, 16 at a time in level mode (the
-    /// loop comes back for the rest). `stats`, if given, counts each wakeup
-    /// and each that found nothing (the herd, in 06).
+    /// accepted until EAGAIN in edge mode or with --multi-accept, else one
+    /// per wakeup (nginx's default): the loop comes back for the next, and
+    /// in 06 another worker may take it meanwhile. `stats`, if given, counts
+    /// each wakeup and each that found nothing (the herd, in 06).
     void accept_from(int fd, uint32_t extra = 0, AcceptStats* stats = nullptr);
     /// Stops or resumes watching the listening socket (06's accept mutex).
     void accepting(bool on);
+    /// Called each time the listening socket's connections have been taken,
+    /// before the turn's other events are handled (06: let go of the mutex).
+    void after_accepting(std::function<void()> fn) { after_accepting_ = std::move(fn); }
 
     /// Serves a connection accepted elsewhere (06: what a leaving reuseport
     /// worker drains from its own socket).
@@ -79,7 +85,7 @@ private:
     class StopWatcher;
     void begin_stop();
     void accept_ready();
-    void take(Fd conn);
+    void take(Fd conn, bool nonblocking);
     void closed(Connection* c);
     Connection* find(uint64_t serial);
 
@@ -93,6 +99,7 @@ private:
     // Closed during a turn, destroyed after it: an event for one of them may
     // still be in the same epoll_wait batch.
     std::vector<std::unique_ptr<Connection>> closed_;
+    std::function<void()> after_accepting_;
     bool stopping_ = false;
 };
 

@@ -148,9 +148,9 @@ bool readable_within(int fd, int timeout_ms) {
     }
 }
 
-Accepted accept_one(int listen_fd) {
+Accepted accept_one(int listen_fd, int flags) {
     for (;;) {
-        int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+        int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | flags);
         if (fd >= 0) return {Accepted::connection, Fd(fd)};
         int err = errno;
         switch (err) {

@@ -65,9 +65,11 @@ bool readable_within(int fd, int timeout_ms);
 ///    process exits with status 1.
 struct Accepted {
     enum Status { connection, nothing, out_of_descriptors } status = nothing;
-    Fd conn;  // CLOEXEC, blocking (the caller makes it non-blocking if it wants)
+    Fd conn;  // CLOEXEC; blocking unless `flags` asked for SOCK_NONBLOCK
 };
-Accepted accept_one(int listen_fd);
+/// `flags`: SOCK_NONBLOCK for an event loop, which saves two fcntl() calls
+/// per connection (accept4(2) sets it on the new socket).
+Accepted accept_one(int listen_fd, int flags = 0);
 
 /// accept_one() for a worker that waits in accept: out of descriptors, it
 /// pauses 100 ms (waking early for a stop), so that it does not spin on a

@@ -59,3 +59,17 @@ def test_epoll_wakes_the_herd_and_the_accept_mutex_does_not(start):
         f"4 idle event loops watching one listening socket: each connection wakes several, and the losers "
         f"find nothing; STATS counted no spurious wakeup: {herd}")
     assert int(mutex["spurious"]) == 0, f"with the accept mutex only its holder watches the socket: {mutex}"
+
+
+def test_epoll_exclusive_takes_turns_because_workers_re_add_the_socket(start):
+    """EPOLLEXCLUSIVE alone wakes the first worker that added the socket whenever it is idle; re-adding
+    it every 16 accepts (nginx's ngx_reorder_accept_events) sends each worker to the back in turn."""
+    server = start_workers(start, 4, "--accept", "epoll-exclusive")
+    served = {}
+    for _ in range(96):
+        with server.connect() as c:
+            worker = kv(c.ask("WHO"))["worker"]
+            served[worker] = served.get(worker, 0) + 1
+    assert len(served) == 4 and min(served.values()) >= 8, (
+        f"96 connections one after another over 4 idle workers, by worker: {served}: "
+        f"one worker took most, so the listening socket is not being re-added")
