@@ -188,6 +188,24 @@ def proc_stat(pid):
     return fields[0], int(fields[1]), int(fields[2])
 
 
+def wchan(pid):
+    """The kernel function a sleeping process waits in (inet_csk_accept, futex_...)."""
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def voluntary_switches(pids):
+    """How often these processes went to sleep: each wakeup of an idle worker costs one."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as f:
+            total += next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt_switches"))
+    return total
+
+
 def all_pids():
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 

@@ -3,7 +3,7 @@ import os
 import signal
 import pytest
 
-from harness import children_of, echo_from_clients, group_members, kv, wait_until
+from harness import children_of, echo_from_clients, group_members, kv, voluntary_switches, wait_until, wchan
 
 STRATEGIES = ["blocking", "poll", "epoll", "epoll-exclusive", "lock-fcntl", "lock-mutex", "reuseport", "pass-fd"]
 
@@ -28,24 +28,6 @@ def test_strategy_serves_concurrent_clients_and_stops_cleanly(start, strategy):
     assert int(stats["wakeups"]) >= made, f"every accept follows a wakeup: {stats}"
     assert server.stop() == 0, f"--accept {strategy} did not stop cleanly: {server.stderr()}"
     assert not group_members(server.pid), f"--accept {strategy} left processes: {group_members(server.pid)}"
-
-
-def wchan(pid):
-    """The kernel function a sleeping process waits in (inet_csk_accept, futex_...)."""
-    try:
-        with open(f"/proc/{pid}/wchan") as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
-
-def voluntary_switches(pids):
-    """How often these processes went to sleep: each wakeup of an idle worker costs one."""
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/status") as f:
-            total += next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt_switches"))
-    return total
 
 
 def sequential_herd(start, strategy, asleep_in, connections=100):

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from fdlimit import limit_files, no_sanitizer_at_the_fd_limit
 from harness import Client, Server, children_of, wait_until
 
 
@@ -156,9 +157,10 @@ def test_graceful_stop_answers_what_is_in_flight_and_closes_the_idle(start):
     assert "event_loop stopped: 2 connections, 2 requests" in server.stderr()
 
 
+@no_sanitizer_at_the_fd_limit
 def test_out_of_descriptors_it_pauses_instead_of_spinning_and_recovers(bin_dir):
     server = Server([bin_dir / "event_loop", "--port", "0"],
-                    preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (16, 16)))
+                    preexec_fn=limit_files(16))
     clients = []
     try:
         for _ in range(30):
@@ -182,7 +184,7 @@ def test_out_of_descriptors_it_pauses_instead_of_spinning_and_recovers(bin_dir):
 
 def test_it_raises_its_descriptor_limit_to_hold_thousands_of_connections(bin_dir):
     server = Server([bin_dir / "event_loop", "--port", "0"],
-                    preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096)))
+                    preexec_fn=limit_files(256, 4096))
     try:
         with open(f"/proc/{server.pid}/limits") as f:
             soft = next(int(line.split()[3]) for line in f if line.startswith("Max open files"))

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from harness import children_of, kv, wait_until
+from harness import children_of, kv, voluntary_switches, wait_until, wchan
 
 
 def start_workers(start, workers, *args):
@@ -45,20 +45,33 @@ def test_two_workers_serve_a_hundred_sleepers_at_once(start, strategy):
 
 
 def sequential_stats(server, connections=100):
+    """STATS and the workers' voluntary context switches per connection over
+    `connections` one after another, once every worker sleeps in epoll_wait."""
+    workers = children_of(server.pid)
+    asleep = wait_until(lambda: all("epoll" in wchan(w) for w in workers), timeout=5)
+    assert asleep, f"workers never all slept in epoll_wait: {[wchan(w) for w in workers]}"
+    before = voluntary_switches(workers)
     for _ in range(connections):
         with server.connect() as c:
             assert c.ask("PING") == "PONG"
+    switches = (voluntary_switches(workers) - before) / connections
     with server.connect() as c:
-        return kv(c.ask("STATS"))
+        return kv(c.ask("STATS")), switches
 
 
 def test_epoll_wakes_the_herd_and_the_accept_mutex_does_not(start):
-    herd = sequential_stats(start_workers(start, 4, "--accept", "epoll"))
-    mutex = sequential_stats(start_workers(start, 4, "--accept", "accept-mutex"))
-    assert int(herd["spurious"]) > 0, (
-        f"4 idle event loops watching one listening socket: each connection wakes several, and the losers "
-        f"find nothing; STATS counted no spurious wakeup: {herd}")
+    herd, herd_switches = sequential_stats(start_workers(start, 4, "--accept", "epoll"))
+    mutex, mutex_switches = sequential_stats(start_workers(start, 4, "--accept", "accept-mutex"))
     assert int(mutex["spurious"]) == 0, f"with the accept mutex only its holder watches the socket: {mutex}"
+    # Each connection wakes all 4 idle loops. A loser that gets back to user
+    # space before the winner accepted counts a spurious wakeup; one whose
+    # epoll_wait re-checks the socket in the kernel first just sleeps again,
+    # which shows only as context switches (the mutex's non-holders wake
+    # every 50 ms instead, a few times in the whole run).
+    extra_switches = herd_switches - mutex_switches
+    assert int(herd["spurious"]) > 0 or extra_switches > 0.5, (
+        f"no sign of the herd with 4 idle event loops over 100 connections: 0 spurious wakeups, and "
+        f"{herd_switches:.2f} context switches per connection against the accept mutex's {mutex_switches:.2f}")
 
 
 def test_epoll_exclusive_takes_turns_because_workers_re_add_the_socket(start):

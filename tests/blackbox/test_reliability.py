@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from fdlimit import limit_files, no_sanitizer_at_the_fd_limit
 from harness import Client, children_of, proc_stat, wait_until, zombies_of
 from models import MODELS
 
@@ -140,18 +141,6 @@ def test_graceful_stop_under_load_answers_every_accepted_connection(start, bin_d
 
 # ---- resources exhausted ---------------------------------------------------------------------
 
-def limit_files(n):
-    return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
-
-
-# Out of descriptors, UBSan's vptr check (which probes memory through a pipe())
-# reports a false "invalid vptr" and, unrecoverable, kills the process.
-no_sanitizer_at_the_fd_limit = pytest.mark.skipif(
-    bool(os.environ.get("SERVERLAB_SANITIZER")),
-    reason="UBSan's vptr check probes memory through a pipe(): with no descriptor left it reports a false "
-           "'invalid vptr' and kills the process (docs/reliability.md)")
-
-
 @contextlib.contextmanager
 def crowded_worker(bin_dir, *args):
     """04 with one worker of 64 threads but only 32 descriptors, and 60 clients
@@ -221,7 +210,7 @@ def test_a_failed_socketpair_delays_the_worker_and_nothing_spins(bin_dir):
     from harness import Server
     # Soft limit 13, hard 64: raising the soft one later needs no privilege.
     server = Server([bin_dir / "prefork", "--port", "0", "--workers", "4", "--accept", "pass-fd"],
-                    preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (13, 64)))
+                    preexec_fn=limit_files(13, 64))
     try:
         assert wait_until(lambda: "socketpair: Too many open files" in server.stderr(), 5), server.stderr()
         time.sleep(0.5)
