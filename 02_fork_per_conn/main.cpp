@@ -12,13 +12,13 @@
 // costs: a fork() per connection (visible in the CPU summary at exit), and as
 // many processes as clients, hence --max-children. See docs/02-fork-per-connection.md.
 #include "base/cli.hpp"
-#include "base/clock.hpp"
 #include "base/shm.hpp"
 #include "base/signals.hpp"
 #include "base/trace.hpp"
 #include "net/net.hpp"
 #include "net/server.hpp"
 #include "process/children.hpp"
+#include "process/scoreboard.hpp"
 
 #include <unistd.h>
 
@@ -27,10 +27,11 @@
 
 namespace {
 
-// Counters every child adds to: shared memory, made before the first fork.
+// What the parent counts, in shared memory made before the first fork, so
+// that a child answering STATS sees it.
 struct SharedCounters {
-    sl::Counters counters;
-    std::atomic<uint64_t> children{0};  // the parent's children.size(), for STATS in a child
+    std::atomic<uint64_t> connections{0};
+    std::atomic<uint64_t> children{0};  // the parent's children.size()
 };
 
 }  // namespace
@@ -55,22 +56,32 @@ int main(int argc, char** argv) {
     sl::Fd listener = sl::listen_or_die(sl::listen_options(options));
     sl::announce_listening(kModel, options.host, listener.get());
 
+    // A row per child in shared memory, as 03's scoreboard: each child
+    // counts its requests and says what it is doing there (STATUS, /status);
+    // the parent frees the row when it reaps the child.
     SharedCounters* shared = sl::shared_new<SharedCounters>();
-    const int64_t started_ms = sl::monotonic_ms();
+    sl::Scoreboard board(max_children);
+    auto requests = [&] { return board.totals(kModel).requests; };
     sl::ServerContext ctx;
     ctx.model = kModel;
     ctx.idle_timeout_s = options.idle_timeout;
-    ctx.counters = &shared->counters;
     ctx.totals = [&] {
-        return sl::Totals{kModel, shared->children.load(), shared->counters.connections.load(),
-                          shared->counters.requests.load(), static_cast<uint64_t>(sl::monotonic_ms() - started_ms)};
+        sl::Totals t = board.totals(kModel);
+        return sl::Totals{kModel, shared->children.load(), shared->connections.load(), t.requests, t.uptime_ms};
+    };
+    ctx.status = [&] {
+        sl::Status s = board.status(kModel, {});
+        s.totals = ctx.totals();
+        return s;
     };
 
     sl::ChildSet children;
     while (!sl::stop_requested()) {
         // Reap every child that exited since the last round: no zombies.
         if (sl::take_child_exited()) {
-            children.reap();
+            children.reap([&](pid_t pid) {
+                if (int row = board.find(pid); row >= 0) board.retire(row);
+            });
             shared->children = children.size();
         }
 
@@ -83,7 +94,9 @@ int main(int argc, char** argv) {
 
         sl::Fd conn = sl::accept_connection(listener.get());
         if (!conn) continue;  // a signal (SIGCHLD, a stop) or a transient accept error
-        uint64_t serial = ++shared->counters.connections;
+        uint64_t serial = ++shared->connections;
+        int row = board.free_slot();  // there is one: fewer children than max_children, each on one row
+        board.prepare(row, 0, row, 0);
 
         // fork() with signals blocked until the child has its own handlers
         // and pipes (signals.hpp): a SIGTERM that hits a child just born
@@ -91,16 +104,22 @@ int main(int argc, char** argv) {
         pid_t pid = sl::fork_child();
         if (pid < 0) {
             sl::log("fork: {} (closing connection {})", std::strerror(errno), serial);
+            board.retire(row);
             sl::wait_for_event(100);  // EAGAIN: out of processes; give children time to exit
             continue;                 // `conn` closes here: the client sees the connection end
         }
         if (pid == 0) {
             sl::set_role("child");
             listener.reset();  // the child serves; it never accepts, so it drops its copy of the listener
+            sl::WorkerSlot& me = board.slot(row);
+            me.counters.connections = 1;
+            me.set_state(sl::WorkerState::busy);
+            ctx.counters = &me.counters;
             sl::serve_connection(std::move(conn), ctx, serial);
             ::_exit(0);
         }
         conn.reset();  // the parent never serves, so it drops its copy of the connection
+        board.slot(row).pid = pid;
         children.add(pid);
         shared->children = children.size();
         SL_TRACE("forked pid {} for conn {}", pid, serial);
@@ -109,6 +128,6 @@ int main(int argc, char** argv) {
     // Graceful stop: no more accepts; each child finishes its request and exits.
     listener.reset();
     children.stop_all(graceful_timeout);
-    sl::print_summary(kModel, shared->counters.connections, shared->counters.requests);
+    sl::print_summary(kModel, shared->connections, requests());
     return 0;
 }

@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
         ctx.idle_timeout_s = options.idle_timeout;
         ctx.counters = &me.counters;
         ctx.totals = [&] { return board.totals(kModel); };
+        ctx.status = [&] { return board.status(kModel, sl::accept_name(strategy)); };  // STATUS, /status
         ctx.debug_commands = master.pool.debug_commands;
         acceptor->worker_init(id);
 

@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
         ctx.idle_timeout_s = options.idle_timeout;
         ctx.counters = &me.counters;
         ctx.totals = [&] { return board.totals(kModel); };
+        ctx.status = [&] { return board.status(kModel, sl::accept_name(strategy)); };  // STATUS, /status
         ctx.debug_commands = master.pool.debug_commands;
 
         sl::EventLoop loop(events.trigger);
@@ -82,6 +83,10 @@ int main(int argc, char** argv) {
         int watched = places ? places->own_listener() : listener.get();
         const uint32_t exclusive = strategy == sl::Accept::epoll_exclusive ? static_cast<uint32_t>(EPOLLEXCLUSIVE) : 0u;
         server.accept_from(watched, exclusive, &me.accept);
+        // Re-adding the socket hands the turn to other workers: alone in the
+        // pool (--workers 1) there is nobody to hand it to, and it would only
+        // cost two epoll_ctl calls every 16 accepts.
+        server.others_waiting([&] { return board.live_workers() > 1; });
         const bool take_turns = strategy == sl::Accept::accept_mutex;
         // The accept mutex is let go as soon as this turn's connections are
         // accepted, before they are served (nginx does the same), so that a

@@ -42,6 +42,7 @@ void WorkPool::run() {
     struct NoServer : ServerView {
         Identity identity() const override { return {}; }
         Totals totals() const override { return {}; }
+        Status status() const override { return {}; }
     } no_server;
     for (;;) {
         Job job;

@@ -205,8 +205,11 @@ private:
         }
         // On the loop: for WORK, every other client waits meanwhile. The
         // master's --request-timeout (06) sees a loop stuck this way.
+        // The loop's state on the status page: 'W' while it executes, '_' while it waits for events.
         ctx_.counters->busy_since_ms.store(monotonic_ms(), std::memory_order_relaxed);
+        ctx_.counters->set_activity(Activity::working);
         Answer a = execute(c, view_);
+        ctx_.counters->set_activity(Activity::waiting);
         ctx_.counters->busy_since_ms.store(0, std::memory_order_relaxed);
         answered(a);
     }
@@ -353,7 +356,8 @@ void EventServer::accept_ready() {
     // more connections removes and re-adds the socket, going to the back of
     // the socket's wait queue, so that the others get their turn first.
     if ((l.extra_ & EPOLLEXCLUSIVE) && taken > 0 && l.watched_ &&
-        l.accepted_ / kReorderEvery != (l.accepted_ + taken) / kReorderEvery) {
+        l.accepted_ / kReorderEvery != (l.accepted_ + taken) / kReorderEvery &&
+        (!others_waiting_ || others_waiting_())) {
         loop_.unwatch(l.fd_);
         if (!loop_.watch(l.fd_, EPOLLIN | l.extra_, &l)) die("epoll_ctl listening socket");
     }
@@ -379,6 +383,7 @@ void EventServer::take(Fd conn, bool nonblocking) {
     auto c = std::make_unique<Connection>(*this, std::move(conn), serial);
     Connection* raw = c.get();
     connections_.emplace(serial, std::move(c));
+    ctx_.counters->open.store(connections_.size(), std::memory_order_relaxed);
     if (!raw->start()) closed(raw);
 }
 
@@ -387,6 +392,7 @@ void EventServer::closed(Connection* c) {
     if (it == connections_.end()) return;
     closed_.push_back(std::move(it->second));
     connections_.erase(it);
+    ctx_.counters->open.store(connections_.size(), std::memory_order_relaxed);
     // Destroyed at the end of this turn, when no event of it can come up.
     if (closed_.size() == 1) loop_.defer([this] { closed_.clear(); });
 }

@@ -68,6 +68,9 @@ public:
     /// Called each time the listening socket's connections have been taken,
     /// before the turn's other events are handled (06: let go of the mutex).
     void after_accepting(std::function<void()> fn) { after_accepting_ = std::move(fn); }
+    /// EPOLLEXCLUSIVE: asked before re-adding the socket every 16 accepts;
+    /// false skips it (06: a pool of one worker has nobody to give the turn to).
+    void others_waiting(std::function<bool()> fn) { others_waiting_ = std::move(fn); }
 
     /// Serves a connection accepted elsewhere (06: what a leaving reuseport
     /// worker drains from its own socket).
@@ -100,6 +103,7 @@ private:
     // still be in the same epoll_wait batch.
     std::vector<std::unique_ptr<Connection>> closed_;
     std::function<void()> after_accepting_;
+    std::function<bool()> others_waiting_;
     bool stopping_ = false;
 };
 

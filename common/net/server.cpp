@@ -1,6 +1,7 @@
 #include "net/server.hpp"
 
 #include "base/clock.hpp"
+#include "base/procfs.hpp"
 #include "base/signals.hpp"
 #include "base/trace.hpp"
 #include "net/net.hpp"
@@ -39,6 +40,16 @@ CpuBaseline cpu_used() {
 
 Identity ConnectionView::identity() const {
     return {ctx_->model, ::getpid(), ::getppid(), static_cast<pid_t>(::syscall(SYS_gettid)), ctx_->worker, serial_};
+}
+
+Status ConnectionView::status() const {
+    if (ctx_->status) return ctx_->status();
+    Status s{ctx_->model, {}, ::getpid(), ctx_->totals(), {}};
+    StatusRow row = counters_row(*ctx_->counters);
+    row.pid = row.tid = s.pid;
+    if (auto st = read_proc_stat(s.pid)) row.cpu_ms = static_cast<uint64_t>((st->utime + st->stime) * 1000);
+    s.rows.push_back(row);
+    return s;
 }
 
 void start_process(std::string_view role, const CommonOptions& options) {
@@ -81,6 +92,7 @@ const char* run_connection(int fd, Session& session, const ServerContext& ctx, u
         while (used < in.size()) {
             // busy_since lets a master see a request that takes too long (--request-timeout).
             ctx.counters->busy_since_ms.store(monotonic_ms(), std::memory_order_relaxed);
+            ctx.counters->set_activity(Activity::working);
             Session::Step s = session.step(std::string_view(in).substr(used), out);
             ctx.counters->busy_since_ms.store(0, std::memory_order_relaxed);
             if (s.consumed == 0) break;
@@ -98,6 +110,8 @@ const char* run_connection(int fd, Session& session, const ServerContext& ctx, u
             if (stop_requested()) break;
         }
         in.erase(0, used);
+        // Waiting for bytes: the rest of a request, or the next one.
+        ctx.counters->set_activity(in.empty() && answered_any ? Activity::keepalive : Activity::reading);
 
         for (;;) {
             // A graceful stop closes a connection that is idle *between*
@@ -137,7 +151,12 @@ void serve_connection(Fd conn, const ServerContext& ctx, uint64_t serial) {
     }
     ConnectionView view(ctx, serial);
     Session session(view);
+    // What the status views show: one relaxed store to a line this thread owns.
+    ctx.counters->open.fetch_add(1, std::memory_order_relaxed);
+    ctx.counters->set_activity(Activity::reading);
     const char* why = run_connection(conn.get(), session, ctx, serial);
+    ctx.counters->open.fetch_sub(1, std::memory_order_relaxed);
+    ctx.counters->set_activity(Activity::waiting);
     SL_TRACE("conn {} closed: {}", serial, why);
 }  // `conn` closes here
 

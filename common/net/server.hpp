@@ -21,6 +21,7 @@ struct ServerContext {
     int idle_timeout_s = 30;
     Counters* counters = nullptr;    // serve_connection counts answered requests here
     std::function<Totals()> totals;  // STATS: the whole server
+    std::function<Status()> status;  // STATUS; unset: one row, this process (01, 05)
     bool debug_commands = false;     // CRASH is accepted (a test hook of the prefork models)
 };
 
@@ -31,6 +32,7 @@ public:
     ConnectionView(const ServerContext& ctx, uint64_t serial) : ctx_(&ctx), serial_(serial) {}
     Identity identity() const override;
     Totals totals() const override { return ctx_->totals(); }
+    Status status() const override;
     bool debug_commands() const override { return ctx_->debug_commands; }
 
 private:

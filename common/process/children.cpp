@@ -68,9 +68,12 @@ void stop_children(int graceful_timeout_s, const std::function<std::vector<pid_t
     }
 }
 
-size_t ChildSet::reap() {
+size_t ChildSet::reap(const std::function<void(pid_t)>& reaped) {
     std::vector<ChildExit> exits = reap_children();
-    for (const ChildExit& e : exits) pids_.erase(e.pid);
+    for (const ChildExit& e : exits) {
+        pids_.erase(e.pid);
+        if (reaped) reaped(e.pid);
+    }
     return exits.size();
 }
 

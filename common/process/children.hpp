@@ -44,8 +44,8 @@ class ChildSet {
 public:
     void add(pid_t pid) { pids_.insert(pid); }
     size_t size() const { return pids_.size(); }
-    /// reap_children(), forgetting each child reaped; how many there were.
-    size_t reap();
+    /// reap_children(), forgetting each child reaped (and telling `reaped`); how many there were.
+    size_t reap(const std::function<void(pid_t)>& reaped = {});
     /// stop_children() for every child in the set.
     void stop_all(int graceful_timeout_s);
 

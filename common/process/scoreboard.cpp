@@ -2,6 +2,7 @@
 
 #include "base/clock.hpp"
 #include "base/die.hpp"
+#include "base/procfs.hpp"
 #include "base/shm.hpp"
 
 #include <fcntl.h>
@@ -30,6 +31,7 @@ Scoreboard::Scoreboard(int slots, int threads_per_worker) {
     header_->slots = slots;
     header_->threads = threads_per_worker;
     header_->started_ms = monotonic_ms();
+    header_->master = ::getpid();
     // The slots start at the next 64-byte boundary after the header.
     auto base = (reinterpret_cast<uintptr_t>(header_ + 1) + 63) & ~uintptr_t{63};
     slots_ = reinterpret_cast<WorkerSlot*>(base);
@@ -55,6 +57,12 @@ void Scoreboard::drain_doorbell() {
 int Scoreboard::find(pid_t pid) const {
     for (int i = 0; i < size(); ++i)
         if (slots_[i].pid.load(std::memory_order_relaxed) == pid && live(i)) return i;
+    return -1;
+}
+
+int Scoreboard::free_slot() const {
+    for (int i = 0; i < size(); ++i)
+        if (!live(i)) return i;
     return -1;
 }
 
@@ -87,6 +95,8 @@ void Scoreboard::prepare(int i, int generation, int place, uint64_t max_requests
     w.counters.connections = 0;
     w.counters.requests = 0;
     w.counters.last_active_ms = monotonic_ms();
+    w.counters.open = 0;  // a killed worker's slot may say it had a connection open
+    w.counters.set_activity(Activity::waiting);
     for (int t = 0; t < threads(); ++t) {
         ThreadSlot& th = thread(i, t);
         th.tid = 0;
@@ -94,6 +104,8 @@ void Scoreboard::prepare(int i, int generation, int place, uint64_t max_requests
         th.counters.connections = 0;
         th.counters.requests = 0;
         th.counters.busy_since_ms = 0;
+        th.counters.open = 0;
+        th.counters.set_activity(Activity::waiting);
     }
     w.accept.wakeups = 0;
     w.accept.spurious = 0;
@@ -138,6 +150,57 @@ Totals Scoreboard::totals(std::string_view model) const {
         }
         if (attempt % 64 == 0) ::sched_yield();  // let the master finish
     }
+}
+
+namespace {
+
+uint64_t cpu_ms(pid_t pid) {  // a thread's id works too: /proc/<tid>/stat is that thread's
+    auto st = read_proc_stat(pid);
+    return st ? static_cast<uint64_t>((st->utime + st->stime) * 1000) : 0;
+}
+
+}  // namespace
+
+Status Scoreboard::status(std::string_view model, std::string_view accept) const {
+    Status s{model, accept, header_->master, totals(model), {}};
+    for (int i = 0; i < size(); ++i) {
+        if (!live(i)) continue;
+        const WorkerSlot& w = slots_[i];
+        StatusRow row = counters_row(w.counters);
+        row.worker = i;
+        row.pid = row.tid = w.pid.load(std::memory_order_relaxed);
+        row.generation = w.generation.load(std::memory_order_relaxed);
+        Counts c = counts(i);
+        row.accepts = c.accepts;
+        row.requests = c.requests;
+        if (!accept.empty()) {  // counted by an accept strategy; 02's children never accept
+            row.wakeups = w.accept.wakeups.load(std::memory_order_relaxed);
+            row.spurious = w.accept.spurious.load(std::memory_order_relaxed);
+        }
+        row.cpu_ms = cpu_ms(row.pid);
+        WorkerState state = w.state.load(std::memory_order_relaxed);
+        if (state == WorkerState::starting) row.state = 'S';
+        if (state == WorkerState::exiting) row.state = 'G';
+        // 04's process has no connection of its own: '_' while a thread is free, 'W' when none is.
+        if (threads() > 0 && (state == WorkerState::idle || state == WorkerState::busy))
+            row.state = state == WorkerState::busy ? 'W' : '_';
+        size_t at = s.rows.size();
+        s.rows.push_back(row);
+        for (int t = 0; t < threads(); ++t) {
+            const ThreadSlot& th = thread(i, t);
+            if (th.state.load(std::memory_order_relaxed) == WorkerState::empty) continue;
+            StatusRow tr = counters_row(th.counters);
+            tr.worker = i;
+            tr.thread = t;
+            tr.pid = row.pid;
+            tr.tid = th.tid.load(std::memory_order_relaxed);
+            tr.generation = row.generation;
+            tr.cpu_ms = cpu_ms(tr.tid);
+            s.rows[at].open += tr.open;
+            s.rows.push_back(tr);
+        }
+    }
+    return s;
 }
 
 Totals Scoreboard::sum(std::string_view model) const {

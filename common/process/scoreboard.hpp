@@ -26,6 +26,7 @@
 
 #include "accept/accept.hpp"
 #include "protocol/counters.hpp"
+#include "protocol/status.hpp"
 
 #include <sys/types.h>
 
@@ -87,6 +88,8 @@ public:
     bool live(int i) const { return slots_[i].state.load(std::memory_order_relaxed) != WorkerState::empty; }
     /// The live slot whose worker has this pid, or -1.
     int find(pid_t pid) const;
+    /// A slot with no worker, or -1 if every slot has one.
+    int free_slot() const;
 
     /// A worker's counts: its own counters plus its threads'. busy_since_ms
     /// is the oldest request being executed in it (0: none).
@@ -133,11 +136,16 @@ public:
     Totals totals(std::string_view model) const;
     uint64_t live_workers() const;
 
+    /// STATUS: a row per live worker, each followed by its threads' rows (04),
+    /// with CPU time from /proc. `accept`: the strategy's name, or empty.
+    Status status(std::string_view model, std::string_view accept) const;
+
 private:
     struct Header {
         int slots = 0;
         int threads = 0;
         int64_t started_ms = 0;
+        pid_t master = 0;  // the process that made the board (STATUS's pid)
         std::atomic<uint32_t> retiring{0};  // the seqlock: odd while the master moves a slot into the totals
         std::atomic<uint64_t> retired_accepts{0};
         std::atomic<uint64_t> retired_requests{0};

@@ -99,7 +99,8 @@ Command parse_command(std::string_view line) {
         Verb verb;
     };
     static constexpr Plain plain[] = {
-        {"PING", Verb::ping}, {"WHO", Verb::who}, {"STATS", Verb::stats}, {"QUIT", Verb::quit}, {"CRASH", Verb::crash}};
+        {"PING", Verb::ping},   {"WHO", Verb::who},   {"STATS", Verb::stats},
+        {"STATUS", Verb::status}, {"QUIT", Verb::quit}, {"CRASH", Verb::crash}};
     for (const Plain& p : plain) {
         if (!iequals(word, p.name)) continue;
         if (!trim(rest).empty()) return invalid_command(fmt::format("{} takes no argument", p.name));
@@ -156,6 +157,13 @@ Answer execute(const Command& c, const ServerView& server) {
         return {format_identity(server.identity())};
     case Verb::stats:
         return {format_totals(server.totals())};
+    case Verb::status:
+        switch (c.format) {
+        case StatusFormat::json: return {format_status_json(server.status()), false, false, "application/json"};
+        case StatusFormat::html: return {format_status_html(server.status()), false, false, "text/html; charset=utf-8"};
+        case StatusFormat::text: break;
+        }
+        return {format_status_text(server.status())};
     case Verb::quit:
         return {"BYE", true};
     case Verb::crash:

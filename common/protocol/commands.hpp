@@ -6,6 +6,7 @@
 #pragma once
 
 #include "protocol/counters.hpp"
+#include "protocol/status.hpp"
 
 #include <cstdint>
 #include <string>
@@ -14,7 +15,10 @@
 
 namespace sl {
 
-enum class Verb { ping, echo, sleep, work, who, stats, quit, crash, invalid };
+enum class Verb { ping, echo, sleep, work, who, stats, status, quit, crash, invalid };
+
+/// STATUS's three forms: text lines, /status.json, the /status page.
+enum class StatusFormat { text, json, html };
 
 inline constexpr uint64_t kMaxSleepMs = 60000;
 inline constexpr uint64_t kMaxWorkSteps = 1000000000;
@@ -23,6 +27,7 @@ struct Command {
     Verb verb = Verb::invalid;
     std::string text;     // ECHO: the bytes to send back
     uint64_t number = 0;  // SLEEP: milliseconds; WORK: steps
+    StatusFormat format = StatusFormat::text;  // STATUS
     std::string error;    // Verb::invalid: why, answered as `ERR <error>`
 };
 
@@ -56,6 +61,8 @@ public:
     virtual ~ServerView() = default;
     virtual Identity identity() const = 0;
     virtual Totals totals() const = 0;
+    /// STATUS: a row per worker (and thread) with its state and counts.
+    virtual Status status() const = 0;
     /// CRASH is a test hook, refused unless the server was started with --debug-commands.
     virtual bool debug_commands() const { return false; }
 };
@@ -64,6 +71,7 @@ struct Answer {
     std::string line;    // without the terminating LF
     bool close = false;  // QUIT: close the connection after this answer
     bool error = false;  // an `ERR ...` answer (HTTP answers it with 400)
+    std::string_view content_type = "text/plain";  // HTTP: STATUS's JSON and HTML say so
 };
 
 /// Runs the command. SLEEP really sleeps (and finishes even when a signal

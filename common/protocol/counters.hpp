@@ -8,6 +8,15 @@
 
 namespace sl {
 
+/// What the owner of a Counters is doing now: the status page's state
+/// letters, in the manner of Apache's mod_status (status.hpp).
+enum class Activity : uint8_t {
+    waiting,    // '_' for a connection: in accept(), poll(), epoll_wait()
+    reading,    // 'R' a request: a connection is open and its request is not complete yet
+    working,    // 'W' executing a request and writing its answer
+    keepalive,  // 'K' a connection is open, between requests
+};
+
 /// Counters that one process, one thread, or one scoreboard slot owns.
 /// Atomic so that threads may share them and a master may read them from
 /// shared memory while the owner writes; relaxed ordering is enough for
@@ -17,6 +26,10 @@ struct Counters {
     std::atomic<uint64_t> requests{0};
     std::atomic<int64_t> last_active_ms{0};  // monotonic: the last accept or answered request
     std::atomic<int64_t> busy_since_ms{0};   // monotonic: when the request being executed began; 0: none
+    std::atomic<uint32_t> open{0};           // connections open now
+    std::atomic<Activity> activity{Activity::waiting};
+
+    void set_activity(Activity a) { activity.store(a, std::memory_order_relaxed); }
 };
 
 /// The whole server: STATS's fields (summed over all processes where there are several).

@@ -232,6 +232,11 @@ Route route(const HttpRequest& request) {
         }
         return out;
     }
+    if (path == "/status" || path == "/status.json") {
+        out.command.verb = Verb::status;
+        out.command.format = path == "/status" ? StatusFormat::html : StatusFormat::json;
+        return out;
+    }
     static constexpr std::pair<std::string_view, Verb> plain[] = {
         {"/ping", Verb::ping}, {"/who", Verb::who}, {"/stats", Verb::stats}};
     for (const auto& [name, verb] : plain) {
@@ -261,8 +266,8 @@ std::string_view status_text(int status) {
 
 void append_response(std::string& out, const HttpResponse& r) {
     fmt::format_to(std::back_inserter(out),
-                   "HTTP/1.1 {} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nDate: {}\r\n", r.status,
-                   status_text(r.status), r.body.size(), http_date());
+                   "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nDate: {}\r\n", r.status,
+                   status_text(r.status), r.content_type, r.body.size(), http_date());
     if (r.status == 405) out += "Allow: GET, HEAD\r\n";
     if (r.close)
         out += "Connection: close\r\n";

@@ -60,6 +60,7 @@ struct HttpResponse {
     bool head = false;
     bool close = false;
     bool echo_keep_alive = false;
+    std::string_view content_type = "text/plain";
 };
 void append_response(std::string& out, const HttpResponse& response);
 

@@ -79,15 +79,16 @@ Session::Parsed Session::parse_http(std::string_view input, std::string& out) {
 void Session::answer(const Answer& answer, std::string& out) {
     if (framing_ == Framing::http) {
         std::string body = answer.line + "\n";
-        append_response(out, {200, body, pending_.head, !pending_.keep_alive, pending_.echo_keep_alive});
+        append_response(out, {200, body, pending_.head, !pending_.keep_alive, pending_.echo_keep_alive,
+                               answer.content_type});
         closing_ = !pending_.keep_alive;
-        if (tracing()) note(pending_.text, "200 " + answer.line);
+        if (tracing()) note(pending_.text, "200 " + answer.line.substr(0, answer.line.find('\n')));
         return;
     }
     out += answer.line;
     out += '\n';
     closing_ = answer.close;
-    note(pending_.text, answer.line);
+    if (tracing()) note(pending_.text, std::string_view(answer.line).substr(0, answer.line.find('\n')));
 }
 
 Session::Step Session::step(std::string_view input, std::string& out) {

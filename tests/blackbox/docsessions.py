@@ -44,6 +44,7 @@ MASKS = [
     (re.compile(r"\b\d+\.\d{3} s\b"), "N s"),                          # CPU seconds in summaries
     (re.compile(r"\b\d+\.\d{3}\b"), "N.NNN"),                          # CPU seconds in tables
     (re.compile(r"uptime_ms=\d+"), "uptime_ms=N"),
+    (re.compile(r"cpu_ms=\d+"), "cpu_ms=N"),                          # STATUS
     (re.compile(r"^Date: .*$"), "Date: D"),
     (re.compile(r"127\.0\.0\.1:(?!8080\b)\d+"), "127.0.0.1:PORT"),   # a client's ephemeral port
     (re.compile(r"\bconn=\d+"), "conn=N"),

@@ -14,6 +14,7 @@ namespace {
 struct Server : sl::ServerView {
     sl::Identity identity() const override { return {"fuzz", 1, 1, 1, -1, 1}; }
     sl::Totals totals() const override { return {"fuzz", 1, 1, 1, 1}; }
+    sl::Status status() const override { return {"fuzz", {}, 1, totals(), {}}; }
 };
 
 void check(const sl::Command& c) {

@@ -100,6 +100,9 @@ TEST(HttpRoutes, CommandsAndErrors) {
     EXPECT_EQ(r("GET", "/ping").command.verb, sl::Verb::ping);
     EXPECT_EQ(r("HEAD", "/who").command.verb, sl::Verb::who);
     EXPECT_EQ(r("GET", "/stats?x=1").command.verb, sl::Verb::stats);
+    EXPECT_EQ(r("GET", "/status").command.format, sl::StatusFormat::html);
+    EXPECT_EQ(r("GET", "/status.json").command.format, sl::StatusFormat::json);
+    EXPECT_EQ(r("GET", "/status.json").command.verb, sl::Verb::status);
     EXPECT_EQ(r("GET", "/echo?msg=a%20b+c%2B").command.text, "a b c+");
     EXPECT_EQ(r("GET", "/echo?x=1&msg=%E2%9C%93").command.text, "\xE2\x9C\x93");
     EXPECT_EQ(r("GET", "/sleep?ms=5").command.number, 5u);
