@@ -88,15 +88,16 @@ int main(int argc, char** argv) {
         // cost two epoll_ctl calls every 16 accepts.
         server.others_waiting([&] { return board.live_workers() > 1; });
         const bool take_turns = strategy == sl::Accept::accept_mutex;
-        // The accept mutex is let go as soon as this turn's connections are
-        // accepted, before they are served (nginx does the same), so that a
-        // worker busy with a request never keeps the others from accepting.
+        // The accept mutex is let go as soon as this turn's accepting is
+        // done, before any connection's event is handled, whether or not
+        // there was a connection to accept (nginx does the same): a worker
+        // busy with its requests never keeps the others from accepting.
         bool holding = false;
         auto let_go = [&] {
             if (holding) mutex.unlock();
             holding = false;
         };
-        server.after_accepting(let_go);
+        loop.after_first_watchers(let_go);
 
         bool drained = false;
         while (!server.finished()) {
@@ -106,7 +107,6 @@ int main(int argc, char** argv) {
             holding = take_turns && !server.stopping() && mutex.try_lock();
             if (take_turns) server.accepting(holding);
             loop.run_once(take_turns && !holding ? kAcceptMutexDelayMs : -1);
-            let_go();  // a turn with nothing to accept (a timer, a connection's event)
             // --max-requests: the master starts a successor in our place, then retires us.
             if (board.recycle_due(id.slot)) board.ask_to_be_replaced(id.slot);
             // Leaving a reuseport place that closed: serve what is queued in its socket.

@@ -107,6 +107,7 @@ void EventLoop::run_once(int max_wait_ms) {
         auto* w = static_cast<Watcher*>(events[i].data.ptr);
         if (w->first()) w->on_events(events[i].events);
     }
+    if (after_first_) after_first_();
     for (int i = 0; i < n; ++i) {
         auto* w = static_cast<Watcher*>(events[i].data.ptr);
         if (!w->first()) w->on_events(events[i].events);

@@ -77,6 +77,10 @@ public:
     /// One turn (see above), waiting at most `max_wait_ms` (-1: no limit but
     /// the timers). Returns after the turn; the caller decides whether to go on.
     void run_once(int max_wait_ms = -1);
+    /// Called every turn once the first() watchers have had their events and
+    /// before any other watcher runs, whether or not a first() one was ready
+    /// (06: let go of the accept mutex, as nginx does after its accept events).
+    void after_first_watchers(std::function<void()> fn) { after_first_ = std::move(fn); }
 
     /// How many turns the loop has made (returns from epoll_wait).
     uint64_t turns() const { return turns_; }
@@ -94,6 +98,7 @@ private:
     void run_posted();
 
     Trigger trigger_;
+    std::function<void()> after_first_;
     Fd epoll_;
     Fd wakeup_;  // eventfd: post() writes, the loop reads
     std::unique_ptr<Watcher> wakeup_watcher_;

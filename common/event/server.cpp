@@ -366,7 +366,6 @@ void EventServer::accept_ready() {
         l.stats_->wakeups.fetch_add(1, std::memory_order_relaxed);
         if (taken == 0) l.stats_->spurious.fetch_add(1, std::memory_order_relaxed);  // another worker won
     }
-    if (after_accepting_) after_accepting_();
 }
 
 void EventServer::adopt(Fd conn) {

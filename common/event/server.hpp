@@ -65,9 +65,6 @@ public:
     void accept_from(int fd, uint32_t extra = 0, AcceptStats* stats = nullptr);
     /// Stops or resumes watching the listening socket (06's accept mutex).
     void accepting(bool on);
-    /// Called each time the listening socket's connections have been taken,
-    /// before the turn's other events are handled (06: let go of the mutex).
-    void after_accepting(std::function<void()> fn) { after_accepting_ = std::move(fn); }
     /// EPOLLEXCLUSIVE: asked before re-adding the socket every 16 accepts;
     /// false skips it (06: a pool of one worker has nobody to give the turn to).
     void others_waiting(std::function<bool()> fn) { others_waiting_ = std::move(fn); }
@@ -102,7 +99,6 @@ private:
     // Closed during a turn, destroyed after it: an event for one of them may
     // still be in the same epoll_wait batch.
     std::vector<std::unique_ptr<Connection>> closed_;
-    std::function<void()> after_accepting_;
     std::function<bool()> others_waiting_;
     bool stopping_ = false;
 };

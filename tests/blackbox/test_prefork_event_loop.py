@@ -86,3 +86,23 @@ def test_epoll_exclusive_takes_turns_because_workers_re_add_the_socket(start):
     assert len(served) == 4 and min(served.values()) >= 8, (
         f"96 connections one after another over 4 idle workers, by worker: {served}: "
         f"one worker took most, so the listening socket is not being re-added")
+
+
+def test_accept_mutex_is_not_held_while_a_worker_runs_a_long_request(start):
+    """nginx lets go of the accept mutex right after the accept step of each
+    turn, whether or not there was a connection to accept: a worker woken for
+    its own connections' events must not keep the others from accepting
+    while it runs them (here a second of WORK on its loop)."""
+    server = start_workers(start, 2, "--accept", "accept-mutex")
+    with server.connect(timeout=10) as busy:
+        assert busy.ask("PING") == "PONG"
+        time.sleep(0.2)  # the worker that took it goes back to epoll_wait, the mutex in hand
+        busy.send("WORK 1000000000\n")  # about a second of CPU on that worker's loop
+        time.sleep(0.2)
+        began = time.monotonic()
+        with server.connect(timeout=10) as c:
+            assert c.ask("PING") == "PONG"
+        took = time.monotonic() - began
+        assert busy.line().startswith("WORKED"), "the long request was answered"
+    assert took < 0.5, (f"a new client waited {took:.2f} s for its PING while one worker ran a WORK: "
+                        f"the busy worker kept the accept mutex, so the idle one could not accept")
