@@ -28,14 +28,20 @@ def focus_p99(run):
     return by_request[0]["latency_ms"]["p99"] if by_request else run["load"]["latency_ms"]["p99"]
 
 
+def name(run):
+    """The short label compare's tables use (01 ... 06, nginx, "03 blocking"), else the binary's name."""
+    return run.get("label") or run["model"]
+
+
 def bars(runs, scenarios, value, ylabel, title, path):
-    fig, axes = plt.subplots(1, len(scenarios), figsize=(4 * len(scenarios), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(scenarios), figsize=(4 * len(scenarios), 3.8), squeeze=False)
     for ax, scenario in zip(axes[0], scenarios):
         rows = measured(runs, scenario)
-        ax.bar([r["model"] for r in rows], [value(r) for r in rows], color="tab:blue")
+        ax.bar(range(len(rows)), [value(r) for r in rows], color="tab:blue")
+        ax.set_xticks(range(len(rows)), [name(r) for r in rows], rotation=45, ha="right",
+                      fontsize="small" if len(rows) > 8 else None)
         ax.set_title(scenario)
         ax.set_ylabel(ylabel)
-        ax.tick_params(axis="x", rotation=35)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -47,7 +53,7 @@ def cpu_lines(runs, scenarios, cpus, path):
     for ax, scenario in zip(axes[0], scenarios):
         for r in measured(runs, scenario):
             timeline = r["server"]["cpu_timeline"]
-            ax.plot([t for t, _ in timeline], [c for _, c in timeline], label=r["model"])
+            ax.plot([t for t, _ in timeline], [c for _, c in timeline], label=name(r))
         ax.axhline(cpus, color="grey", linestyle=":", linewidth=1)  # every core busy
         ax.set_title(scenario)
         ax.set_xlabel("seconds")
