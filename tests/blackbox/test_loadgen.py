@@ -1,5 +1,6 @@
 """loadgen and compare: they count exactly, check every answer, and compare runs end to end."""
 import json
+import pathlib
 import socket
 import subprocess
 import threading
@@ -178,3 +179,16 @@ def test_compare_c10k_shows_who_holds_idle_connections_and_cost_charges_each_mod
         assert cost["server"]["cpu_user_s"] + cost["server"]["cpu_sys_s"] > 0, f"{label}: no server CPU measured"
     text = (out / "results.md").read_text()
     assert "## c10k" in text and "## cost" in text and "µs CPU per connection" in text
+
+
+def test_plot_draws_the_three_charts_of_a_compare_run(tmp_path):
+    """tools/plot.py on the run docs/results.md explains (copied): rps, p99 and cpu charts, as PNG."""
+    import shutil
+    run = pathlib.Path(__file__).resolve().parents[2] / "docs" / "results" / "20261123-233115"
+    shutil.copy(run / "results.json", tmp_path)
+    r = subprocess.run(["/usr/bin/python3", str(run.parents[2] / "tools" / "plot.py"), str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    for chart in ("rps.png", "p99.png", "cpu.png"):
+        data = (tmp_path / chart).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10000, f"{chart} was not drawn"
