@@ -28,6 +28,8 @@ MODEL_LABS = {
     "fork_per_conn": ["single", "fork"],
     "prefork": ["single", "fork", "prefork", "herd", "supervision"],
     "prefork_threads": ["single", "fork", "prefork", "herd", "threads", "supervision"],
+    "event_loop": ["single", "fork", "event"],
+    "prefork_event_loop": ["single", "fork", "prefork", "supervision"],
 }
 
 
@@ -70,7 +72,7 @@ def processes_with(marker):
 def test_list_prints_the_labs_in_course_order():
     out = subprocess.run([sys.executable, GRADE, "--list"], capture_output=True, text=True, timeout=30).stdout
     assert [line.split()[0] for line in out.splitlines()] == \
-        ["single", "fork", "prefork", "herd", "threads", "supervision"]
+        ["single", "fork", "prefork", "herd", "threads", "supervision", "event"]
 
 
 @functools.cache
@@ -119,7 +121,8 @@ def test_our_models_pass_their_labs(bin_dir, model, lab):
     ("prefork", 3, "prefork", "herd", "the listening socket is blocking"),
     ("prefork_poll", 4, "herd", "threads", "were not served at the same time"),
     ("prefork_threads", 5, "threads", "supervision", "instead of 'SLEPT 1000'"),
-    ("supervised", 6, "supervision", None, None),
+    ("supervised", 6, "supervision", "event", "lab 7 asks for one process with one thread"),
+    ("event_loop", 7, "event", None, None),
 ])
 def test_answer_keys_pass_their_lab_and_fail_the_next_for_the_right_reason(solution, number, own_lab, next_lab, why):
     script = SOLUTIONS / f"{solution}.py"
@@ -266,3 +269,16 @@ def test_a_hanging_server_fails_in_bounded_time_and_is_cleaned_up(tmp_path):
     assert rc == 1 and "FAIL" in out, out
     assert time.monotonic() - began < 90, "grading a hanging server should stay bounded"
     assert not processes_with(str(script)), "the hanging server is still running"
+
+
+def test_a_loop_without_backpressure_fails_the_backpressure_contract(tmp_path):
+    """The answer key with its output limit lifted: a client that never reads makes it grow."""
+    source = (SOLUTIONS / "event_loop.py").read_text()
+    assert "LIMIT = 1 << 20" in source, "the answer key's limit moved: update this test"
+    script = tmp_path / "event_loop.py"
+    script.write_text(source.replace("LIMIT = 1 << 20", "LIMIT = 1 << 40"))
+    (tmp_path / "protocol.py").write_text((SOLUTIONS / "protocol.py").read_text())
+    rc, verdict, err = grade_json("event", sys.executable, script, "--port", "{port}",
+                                  options=["--only", "backpressure_for_a_client_that_never_reads"])
+    got = outcomes(verdict)["backpressure_for_a_client_that_never_reads"]
+    assert rc == 1 and got["outcome"] == "failed" and "Without a limit" in got["measured"], (verdict, err)

@@ -7,5 +7,7 @@ LABS = [
     ("herd", "workers competing in accept: every connection of a burst is served, and served by many", "docs/labs/4-herd.md"),
     ("threads", "processes x threads: more connections at once than processes", "docs/labs/5-threads.md"),
     ("supervision", "a master that replaces dead workers and stops gracefully", "docs/labs/6-supervision.md"),
+    ("event", "one process, one thread, an event loop: a hundred clients at once, and one that never reads",
+     "docs/labs/7-event-loop.md"),
 ]
 NAMES = [name for name, _, _ in LABS]

@@ -66,7 +66,7 @@ def sleepers_and_a_ping(server, sleepers, ms):
 
 # ---- protocol ------------------------------------------------------------------------------
 
-@contract("single", "fork", "prefork", "herd", "threads", "supervision",
+@contract("single", "fork", "prefork", "herd", "threads", "supervision", "event",
           hint="docs/protocol.md, text framing: one request per line, one answer line each")
 def test_protocol_answers(server):
     """PING, ECHO, SLEEP and QUIT are answered as docs/protocol.md says."""
@@ -82,7 +82,7 @@ def test_protocol_answers(server):
         assert c.closed_by_server(), "after BYE the server should close the connection"
 
 
-@contract("single", "fork", "prefork", "herd", "threads", "supervision",
+@contract("single", "fork", "prefork", "herd", "threads", "supervision", "event",
           hint="split the input on LF, not on recv() calls; answer unknown words with 'ERR ...' and keep reading")
 def test_protocol_pipelining_and_errors(server):
     """Several requests in one write are answered in order; an unknown one gets ERR and the connection goes on."""
@@ -94,7 +94,7 @@ def test_protocol_pipelining_and_errors(server):
     assert got[3] == "PONG", f"after the error, 'ping' (any case) was answered {got[3]!r}"
 
 
-@contract("single", "fork", "prefork", "herd", "threads", "supervision",
+@contract("single", "fork", "prefork", "herd", "threads", "supervision", "event",
           hint="a recv() of 0 bytes or ECONNRESET ends that client only; ignore SIGPIPE or send with MSG_NOSIGNAL")
 def test_survives_rude_clients(server):
     """A client that vanishes mid-request, or resets the connection, does not bring the server down."""
@@ -112,7 +112,7 @@ def test_survives_rude_clients(server):
             assert got == "PONG", f"client {n + 1} after two rude ones was answered {got!r}"
 
 
-@contract("single", "fork", "prefork", "herd", "threads", "supervision",
+@contract("single", "fork", "prefork", "herd", "threads", "supervision", "event",
           hint="install a SIGTERM handler (or keep the default); a master forwards it to its children and waits for them")
 def test_clean_sigterm(server):
     """SIGTERM stops the whole server within 5 s: no process of it is left."""
@@ -127,7 +127,7 @@ def test_clean_sigterm(server):
 
 # ---- processes -------------------------------------------------------------------------------
 
-@contract("fork", "prefork", "herd", "threads",
+@contract("fork", "prefork", "herd", "threads", "event",
           hint="a process (or thread) per connection, or a pool of them: accept must not wait for a client to finish")
 def test_concurrency(server):
     """A PING is answered at once while another client sleeps on its own connection."""
@@ -150,7 +150,7 @@ def test_no_zombies(server):
                              f"closed: nobody called wait() for them")
 
 
-@contract("single", "fork", "prefork", "herd", "threads",
+@contract("single", "fork", "prefork", "herd", "threads", "event",
           hint="close every accepted socket in the process that does not serve it (the parent after fork), and on every error path")
 def test_no_fd_leak(server):
     """The server holds no more file descriptors after 30 connections than before."""
@@ -391,3 +391,113 @@ def test_herd_counters(server):
     accepts, wakeups, spurious = (int(fields.get(k, -1)) for k in ("accepts", "wakeups", "spurious"))
     assert wakeups >= accepts >= 1 and 0 <= spurious <= wakeups, \
         f"STATS says {stats!r}: expected wakeups >= accepts >= 1 and spurious <= wakeups"
+
+
+# ---- lab 7: the event loop -------------------------------------------------------------------
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    except OSError:
+        return 0
+
+
+@contract("event",
+          hint="one loop (select, poll, epoll, kqueue, selectors, asyncio) in the process you started: no fork, no thread")
+def test_one_process_one_thread(server):
+    """While 20 clients hold connections, the server is one process with one thread."""
+    holders = [server.connect(timeout=10) for _ in range(20)]
+    try:
+        for h in holders:
+            h.send("SLEEP 700\n")
+        time.sleep(0.3)
+        processes, threads = server.processes(), server.threads()
+    finally:
+        for h in holders:
+            h.close()
+    assert len(processes) == 1 and threads == 1, (
+        f"while 20 clients held connections the server was {len(processes)} process(es) with {threads} "
+        f"thread(s) in all (from /proc): lab 7 asks for one process with one thread")
+
+
+@contract("event",
+          hint="SLEEP must be a timer the loop comes back to (a heap of deadlines, the select/epoll timeout), "
+               "never a sleep() that blocks the loop")
+def test_hundred_sleepers_at_once(server):
+    """100 clients send SLEEP 1000 at the same moment; all are answered within 2.5 s."""
+    clients = [server.connect(timeout=5) for _ in range(100)]
+    answers = []
+    try:
+        began = time.monotonic()
+        for c in clients:
+            c.send("SLEEP 1000\n")
+        deadline = began + 5
+        for c in clients:
+            c.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                answers.append(c.line())
+            except (TimeoutError, OSError):
+                break
+        took = time.monotonic() - began
+    finally:
+        for c in clients:
+            c.close()
+    assert len(answers) == 100 and took < 2.5, (
+        f"100 clients sent SLEEP 1000 at once: {len(answers)} answered after {took:.1f} s. The sleeps ran one "
+        f"after another, so SLEEP blocked the loop")
+    wrong = [a for a in answers if a != "SLEPT 1000"]
+    assert not wrong, f"{len(wrong)} of 100 SLEEP 1000 were answered wrongly, e.g. {wrong[0]!r}"
+
+
+@contract("event",
+          hint="keep an input buffer per connection; answer only complete lines; never block in recv() "
+               "waiting for the rest of one client's line")
+def test_split_request_does_not_stall_others(server):
+    """A request that arrives a byte at a time is answered once complete; meanwhile other clients are served."""
+    with server.connect(timeout=5) as slow, server.connect(timeout=5) as other:
+        slow.send("EC")
+        began = time.monotonic()
+        assert other.ask("PING") == "PONG", "another client's PING"
+        other_took = time.monotonic() - began
+        for piece in ("HO ", "sp", "lit", "\n"):
+            time.sleep(0.05)
+            slow.send(piece)
+        got = slow.line()
+    assert got == "split", f"'ECHO split' sent in five pieces was answered {got!r}"
+    assert other_took < 0.5, (f"another client's PING took {other_took:.2f} s while one client had sent half a "
+                              f"request: the loop waited for the rest of that line")
+
+
+@contract("event",
+          hint="bound each connection's output buffer: above a limit, stop reading that connection (stop watching "
+               "it for input) until the client has read some; the kernel then pushes back on the sender")
+def test_backpressure_for_a_client_that_never_reads(server):
+    """A client pipelining ECHOs without reading does not grow the server's memory without bound or stall others."""
+    import socket
+    line = b"ECHO " + b"x" * 4000 + b"\n"
+    flood = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    flood.settimeout(2)  # a send blocked this long: the server has stopped reading
+    before = sum(rss_kib(p) for p in server.processes())
+    sent, began = 0, time.monotonic()
+    try:
+        chunk = line * 256  # about 1 MiB per sendall
+        while sent < 96 * 1024 * 1024 and time.monotonic() - began < 15:
+            flood.sendall(chunk)
+            sent += len(chunk)
+    except (TimeoutError, socket.timeout, OSError):
+        pass
+    try:
+        began = time.monotonic()
+        with server.connect(timeout=5) as c:
+            assert c.ask("PING") == "PONG", "another client's PING while the flood's answers pile up"
+        ping_s = time.monotonic() - began
+        grew_mib = (sum(rss_kib(p) for p in server.processes()) - before) / 1024
+    finally:
+        flood.close()
+    assert ping_s < 1.0, f"another client's PING took {ping_s:.2f} s while one client sent and never read"
+    assert grew_mib < 32, (f"a client sent {sent / 2**20:.0f} MiB of ECHO requests and read nothing: the server "
+                           f"grew by {grew_mib:.0f} MiB. Without a limit its output buffer holds every answer")
+    time.sleep(0.2)
+    with server.connect(timeout=5) as c:
+        assert c.ask("PING") == "PONG", "the server serves on after the flood's client closed"
