@@ -26,6 +26,11 @@ struct HerdCase {
 struct HerdRow {
     HerdCase what;
     double accepts = 0, wakeups = 0, spurious = 0, switches = 0;  // the last three per accept
+    // Per accept: times the kernel woke a worker (sched:sched_wakeup), or, where
+    // perf is not permitted, the voluntary context switches again; `kernel_note`
+    // then says why.
+    double kernel_wakeups = 0;
+    std::string kernel_note;
     double spread_min = 0, spread_max = 0, spread_cv = 0;         // accepts per worker
     double conn_per_s = 0;
     double ping_mean_ms = 0, ping_p99_ms = 0, ping_max_ms = 0, ping_stdev_ms = 0;  // under load, among WORKs

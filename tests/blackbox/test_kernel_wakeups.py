@@ -1,0 +1,40 @@
+"""herd's kernel wakeups per accept: the herd counted at the scheduler (sched:sched_wakeup)."""
+import json
+import os
+import subprocess
+
+import pytest
+
+
+def herd(bin_dir, strategies, env=None):
+    r = subprocess.run([bin_dir / "herd", "--models", "03", "--strategies", ",".join(strategies), "--workers", "4",
+                        "--connections", "150", "--duration", "0", "--json"],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    return {row["strategy"]: row for row in json.loads(r.stdout)["rows"]}
+
+
+def perf_permitted(bin_dir):
+    return herd(bin_dir, ["blocking"])["blocking"]["kernel_wakeups_per_accept"] is not None
+
+
+def test_poll_wakes_idle_workers_that_blocking_accept_leaves_asleep(bin_dir):
+    if os.geteuid() != 0 and not perf_permitted(bin_dir):
+        pytest.skip("perf_event_open on sched:sched_wakeup is not permitted here (not root, paranoid > 1)")
+    rows = herd(bin_dir, ["blocking", "poll"])
+    blocking, poll = rows["blocking"]["kernel_wakeups_per_accept"], rows["poll"]["kernel_wakeups_per_accept"]
+    assert blocking is not None and poll is not None, f"as root the kernel's count must be there: {rows}"
+    # Blocking accept: the one worker woken for the connection, then for its
+    # request: about 2. poll: every idle worker is woken for each connection.
+    assert 1.5 <= blocking <= 3.5, f"blocking accept: {blocking:.2f} kernel wakeups per connection, expected about 2"
+    assert poll > blocking + 1, (f"4 idle workers in poll(): {poll:.2f} kernel wakeups per connection against "
+                                 f"blocking accept's {blocking:.2f}: the herd should show in the scheduler")
+
+
+def test_without_perf_it_says_so_and_shows_context_switches(bin_dir):
+    env = dict(os.environ, SERVERLAB_NO_PERF="1")
+    row = herd(bin_dir, ["blocking"], env)["blocking"]
+    assert row["kernel_wakeups_per_accept"] is None, row
+    r = subprocess.run([bin_dir / "herd", "--models", "03", "--strategies", "blocking", "--workers", "2",
+                        "--connections", "20", "--duration", "0"], capture_output=True, text=True, timeout=60, env=env)
+    assert "* kernel wakeups: turned off by SERVERLAB_NO_PERF; the column shows voluntary context switches" in r.stdout

@@ -1,0 +1,42 @@
+// kernel_wakeups.hpp: how many times the kernel woke a set of processes,
+// counted at the scheduler's sched:sched_wakeup tracepoint (herd, compare's
+// herd scenario; docs/thundering-herd.md).
+//
+// The tracepoint fires in the context of the task doing the waking (the
+// softirq that queued the connection, another worker), not of the task
+// woken: a counter attached to a worker's pid would count the wakeups that
+// worker causes. So there is one counter per CPU for every task (pid -1),
+// each with a filter on the tracepoint's `pid` field, the woken task's.
+// Needs root, CAP_PERFMON, or kernel.perf_event_paranoid <= 1; where that is
+// not so, open() says why and the caller falls back to voluntary context
+// switches. Only the measuring tools count: the servers never pay for it.
+#pragma once
+
+#include "base/fd.hpp"
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lg {
+
+/// "pid == 12 || pid == 13": the tracepoint filter for wakeups of these tasks.
+std::string woken_filter(const std::vector<pid_t>& pids);
+
+class KernelWakeups {
+public:
+    /// Counters for wakeups of `pids` on every online CPU, counting from
+    /// now; or nothing, with `why_not` saying what was missing or refused.
+    /// SERVERLAB_NO_PERF=1 in the environment refuses too (to test the fallback).
+    static std::optional<KernelWakeups> open(const std::vector<pid_t>& pids, std::string& why_not);
+    /// Wakeups counted so far, summed over the CPUs.
+    uint64_t count() const;
+
+private:
+    std::vector<sl::Fd> per_cpu_;
+};
+
+}  // namespace lg
