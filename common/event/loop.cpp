@@ -121,16 +121,26 @@ void EventLoop::run_once(int max_wait_ms) {
 }
 
 void EventLoop::run_timers() {
+    // Only the timers that existed when this pass began: one that a timer
+    // sets for a time already past waits for the next turn, so the loop
+    // still polls its descriptors (libuv's uv__run_timers does the same).
+    const TimerId first_new = next_id_;
+    std::vector<Timer> later;
     int64_t now = monotonic_ms();
     while (!timers_.empty() && timers_.top().at_ms <= now) {
-        TimerId id = timers_.top().id;
+        Timer t = timers_.top();
         timers_.pop();
-        auto it = callbacks_.find(id);
+        if (t.id >= first_new) {
+            later.push_back(t);
+            continue;
+        }
+        auto it = callbacks_.find(t.id);
         if (it == callbacks_.end()) continue;  // cancelled
         std::function<void()> fn = std::move(it->second);
         callbacks_.erase(it);
         fn();
     }
+    for (const Timer& t : later) timers_.push(t);
 }
 
 void EventLoop::run_posted() {

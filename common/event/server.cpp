@@ -231,6 +231,11 @@ private:
         idle_timer_ = loop_.at(deadline_ms_, [this] {
             idle_timer_ = 0;
             if (closed_) return;
+            // A request being executed (a SLEEP timer, WORK on a thread) is not
+            // idleness: look again one idle period from now (answered() moves
+            // the deadline anyway). Not at the old deadline, which has passed:
+            // a timer set for the past would fire again at once, forever.
+            if (executing_) deadline_ms_ = std::max(deadline_ms_, monotonic_ms() + idle_ms_);
             if (executing_ || monotonic_ms() < deadline_ms_) return arm_idle_timer();
             if (server_.stopping_) return close("server stopping (no request within the grace)");
             out_ += session_.idle_goodbye();

@@ -143,6 +143,25 @@ def test_idle_connections_are_closed_by_a_timer(start):
             c.close()
 
 
+@pytest.mark.parametrize("model", ["event_loop", "prefork_event_loop"])
+def test_a_request_that_outlasts_the_idle_timeout_neither_idles_out_nor_stalls_the_loop(start, model):
+    # The idle timer fires during the SLEEP and must look again later, not at
+    # its past deadline (which once fired it again at once, forever: the
+    # loop spun, answered no one and ignored SIGTERM).
+    server = start(model, "--idle-timeout", "1", *(["--workers", "1"] if model == "prefork_event_loop" else []))
+    slow = server.connect(timeout=10)
+    slow.send("SLEEP 2500\n")
+    time.sleep(1.5)  # past the idle deadline, while the SLEEP runs
+    with server.connect(timeout=3) as other:
+        assert other.ask("PING") == "PONG", "a PING during a long SLEEP was not answered: the loop is stuck"
+    assert slow.line() == "SLEPT 2500", "a request that outlasted --idle-timeout was not answered"
+    pid = server.pid if model == "event_loop" else children_of(server.pid)[0]
+    assert cpu_seconds(pid) < 1.0, f"the loop used {cpu_seconds(pid):.2f} s of CPU for one SLEEP: it spun"
+    slow.close()
+    server.signal(signal.SIGTERM)
+    assert server.wait(timeout=5) == 0, "it did not stop on SIGTERM"
+
+
 def test_graceful_stop_answers_what_is_in_flight_and_closes_the_idle(start):
     server = start("event_loop")
     busy = server.connect(timeout=10)

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
 #include <thread>
 
@@ -43,6 +44,23 @@ TEST(EventLoop, CancelledTimersDoNotPileUpInTheHeap) {
     loop.at(later, [] {});
     for (int i = 0; i < 100'000; ++i) loop.cancel(loop.at(later, [] {}));
     EXPECT_LT(loop.timer_entries(), 200u) << "100000 cancelled timers left " << loop.timer_entries() << " heap entries";
+}
+
+TEST(EventLoop, ATimerSetForThePastByATimerWaitsForTheNextTurn) {
+    // A timer that sets another for a time already past (05's idle timer
+    // did, during a long SLEEP) must not keep the turn going: the loop would
+    // never poll its descriptors again.
+    EventLoop loop;
+    int runs = 0;
+    std::function<void()> again = [&] {
+        ++runs;
+        loop.at(monotonic_ms() - 1, again);
+    };
+    loop.at(monotonic_ms() - 1, again);
+    loop.run_once(0);
+    EXPECT_EQ(runs, 1) << "one turn ran the self-renewing timer " << runs << " times";
+    loop.run_once(0);
+    EXPECT_EQ(runs, 2);
 }
 
 TEST(EventLoop, DeferredWorkRunsAtTheEndOfThisTurnWithoutWaiting) {
