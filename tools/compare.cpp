@@ -178,8 +178,9 @@ int main(int argc, char** argv) {
     std::vector<lg::HerdCase> herd_cases;
     for (const lg::HerdCase& c : lg::herd_cases()) {
         bool wanted = std::find(model_names.begin(), model_names.end(), c.model) != model_names.end();
-        bool in_quick = c.strategy == "blocking" || c.strategy == "poll" || c.strategy == "reuseport" ||
-                        (c.model == "prefork_event_loop" && c.strategy == "epoll-exclusive");
+        bool in_quick = c.strategy == sl::Accept::blocking || c.strategy == sl::Accept::poll ||
+                        c.strategy == sl::Accept::reuseport ||
+                        (c.model == "prefork_event_loop" && c.strategy == sl::Accept::epoll_exclusive);
         if (wanted && (!quick || in_quick)) herd_cases.push_back(c);
     }
     std::vector<lg::Model> variants;
@@ -211,11 +212,11 @@ int main(int argc, char** argv) {
     for (const lg::Scenario& sc : report.scenarios) {
         if (sc.kind == lg::Scenario::herd) {
             for (const lg::HerdCase& c : herd_cases) {
-                progress.at(step++, 0, "herd · " + c.model + " " + c.strategy);
+                progress.at(step++, 0, "herd · " + lg::herd_label(c));
                 try {
                     report.herd.push_back(lg::run_herd(report.herd_options, c));
                 } catch (const std::exception& e) {
-                    fmt::print(stderr, "\ncompare: herd {} {}: {}\n", c.model, c.strategy, e.what());
+                    fmt::print(stderr, "\ncompare: herd {}: {}\n", lg::herd_label(c), e.what());
                     ++failures;
                 }
             }

@@ -7,6 +7,7 @@
 // one WORK that slows the worker it lands on (connections per second, and
 // the PINGs' latency). The measurement is herd_run.cpp; this file is its
 // command line. Prints a table, or JSON with --json. See docs/thundering-herd.md.
+#include "base/cli.hpp"
 #include "herd_run.hpp"
 #include "proc.hpp"
 
@@ -21,10 +22,14 @@ int main(int argc, char** argv) {
     o.bin_dir = lg::self_dir();
     bool json = false;
     std::vector<std::string> models = {"03", "06"};
-    std::vector<std::string> strategies;
-    for (const lg::HerdCase& c : lg::herd_cases())
-        if (std::find(strategies.begin(), strategies.end(), c.strategy) == strategies.end())
-            strategies.push_back(c.strategy);
+    // Every strategy of 03 or 06 (each model runs those it has).
+    sl::Names<sl::Accept> names;
+    std::vector<sl::Accept> strategies;
+    for (const lg::HerdCase& c : lg::herd_cases()) {
+        if (std::find(strategies.begin(), strategies.end(), c.strategy) != strategies.end()) continue;
+        strategies.push_back(c.strategy);
+        names.emplace_back(sl::accept_name(c.strategy), c.strategy);
+    }
     CLI::App app{"The thundering-herd experiment: 03 and 06 under each of their accept strategies.", "herd"};
     app.add_option("--workers", o.workers, "workers, all idle during the herd phase")->capture_default_str()->check(CLI::Range(1, 256));
     app.add_option("--connections", o.connections, "sequential connections in the herd phase")->capture_default_str()->check(CLI::Range(1, 1000000));
@@ -34,24 +39,23 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(uint64_t{0}, uint64_t{1000000000}));
     app.add_option("--models", models, "03 (prefork), 06 (prefork_event_loop), or both")->delimiter(',')
         ->capture_default_str()->check(CLI::IsMember({"03", "06"}));
-    app.add_option("--strategies", strategies, "which strategies (each model runs those it has)")->delimiter(',')
-        ->capture_default_str()->check(CLI::IsMember(strategies));
+    sl::add_enum_option(app, "--strategies", strategies, names, "which strategies (each model runs those it has)");
     app.add_flag("--json", json, "print JSON instead of a table");
     CLI11_PARSE(app, argc, argv);
     std::signal(SIGPIPE, SIG_IGN);
 
     std::vector<lg::HerdRow> rows;
     for (const lg::HerdCase& c : lg::herd_cases()) {
-        std::string label = c.model == "prefork" ? "03" : "06";
-        if (std::find(models.begin(), models.end(), label) == models.end()) continue;
+        std::string label = lg::herd_label(c);
+        if (std::find(models.begin(), models.end(), label.substr(0, 2)) == models.end()) continue;
         if (std::find(strategies.begin(), strategies.end(), c.strategy) == strategies.end()) continue;
         try {
             rows.push_back(lg::run_herd(o, c));
         } catch (const std::exception& e) {
-            fmt::print(stderr, "herd: {} {}: {}\n", label, c.strategy, e.what());
+            fmt::print(stderr, "herd: {}: {}\n", label, e.what());
             return 1;
         }
-        if (!json) fmt::print(stderr, "herd: {} {} done\n", label, c.strategy);
+        if (!json) fmt::print(stderr, "herd: {} done\n", label);
     }
     if (json) {
         fmt::print("{}\n", lg::herd_json(o, rows));

@@ -16,6 +16,7 @@
 #include "kernel_wakeups.hpp"
 
 #include "accept/accept.hpp"
+#include "json.hpp"
 #include "load.hpp"
 #include "proc.hpp"
 
@@ -54,31 +55,39 @@ std::vector<double> accepts_per_worker(const std::string& table) {
     return out;
 }
 
-Spawned start(const HerdOptions& o, const HerdCase& what) {
-    return spawn_server({o.bin_dir + "/" + what.model, "--port", "0", "--workers", std::to_string(o.workers),
-                         "--accept", what.strategy},
-                        true);
+// Stopped (with its process group) however the scope is left: an exception
+// out of a load or a STATS must not leave a server running.
+RunningServer start(const HerdOptions& o, const HerdCase& what) {
+    return RunningServer(spawn_server({o.bin_dir + "/" + what.model, "--port", "0", "--workers",
+                                       std::to_string(o.workers), "--accept", std::string(sl::accept_name(what.strategy))},
+                                      true));
 }
 
 void idle_herd(const HerdOptions& o, HerdRow& r) {
-    Spawned s = start(o, r.what);
+    RunningServer s = start(o, r.what);
     std::vector<pid_t> pids;
     for (int i = 0; i < 50 && static_cast<int>(pids.size()) < o.workers; ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        pids = children_of(s.pid);
+        pids = children_of(s.pid());
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let every worker reach its wait
     std::string why_not;
     auto kernel = KernelWakeups::open(pids, why_not);
-    auto before = stats(s.port);
+    auto before = stats(s.port());
     uint64_t kernel_before = kernel ? kernel->count() : 0;
     uint64_t switches_before = 0, switches_after = 0;
     for (pid_t p : pids) switches_before += voluntary_switches(p);
-    for (int i = 0; i < o.connections; ++i)
-        if (ask(s.port, "PING\n") != "PONG") ++r.errors;
+    for (int i = 0; i < o.connections; ++i) {
+        // Each connection finds every worker asleep in its wait, as the
+        // experiment says: on a loaded machine the losers of the last one
+        // may not have gone back to sleep yet, and a worker still runnable
+        // needs no wakeup (the herd would be undercounted).
+        wait_all_sleeping(pids, 50);
+        if (ask(s.port(), "PING\n") != "PONG") ++r.errors;
+    }
     for (pid_t p : pids) switches_after += voluntary_switches(p);
     uint64_t kernel_after = kernel ? kernel->count() : 0;
-    auto after = stats(s.port);
+    auto after = stats(s.port());
     // Each STATS is a connection too: `after` counts its own (one accept, one wakeup).
     r.accepts = after["accepts"] - before["accepts"] - 1;
     r.wakeups = (after["wakeups"] - before["wakeups"] - 1) / r.accepts;
@@ -88,7 +97,7 @@ void idle_herd(const HerdOptions& o, HerdRow& r) {
     // window only in part; over hundreds of accepts that is noise.
     r.kernel_wakeups = kernel ? static_cast<double>(kernel_after - kernel_before) / r.accepts : r.switches;
     if (!kernel) r.kernel_note = "kernel wakeups: " + why_not + "; the column shows voluntary context switches";
-    std::vector<double> per = accepts_per_worker(stop_server(s));
+    std::vector<double> per = accepts_per_worker(s.stop());
     if (per.empty()) return;
     double mean = 0, var = 0;
     for (double a : per) mean += a / static_cast<double>(per.size());
@@ -99,17 +108,17 @@ void idle_herd(const HerdOptions& o, HerdRow& r) {
 }
 
 void under_load(const HerdOptions& o, HerdRow& r) {
-    Spawned s = start(o, r.what);
+    RunningServer s = start(o, r.what);
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     LoadOptions load;
-    load.port = s.port;
+    load.port = s.port();
     load.requests = {"PING", fmt::format("WORK {}", o.work)};
     load.weights = {9, 1};
     load.connections = o.clients;
     load.conn_per_request = true;
     load.duration_s = o.seconds;
     LoadResult result = run_load(load);
-    stop_server(s);
+    s.stop();
     const Histogram& ping = result.per_request[0].latency;
     auto ms = [](double us) { return us / 1000.0; };
     r.conn_per_s = result.rps();
@@ -132,16 +141,14 @@ HerdRow run_herd(const HerdOptions& o, const HerdCase& what) {
 
 std::vector<HerdCase> herd_cases() {
     std::vector<HerdCase> cases;
-    for (sl::Accept a : sl::prefork_strategies()) cases.push_back({"prefork", std::string(sl::accept_name(a))});
-    for (sl::Accept a : sl::event_strategies()) cases.push_back({"prefork_event_loop", std::string(sl::accept_name(a))});
+    for (sl::Accept a : sl::prefork_strategies()) cases.push_back({"prefork", a});
+    for (sl::Accept a : sl::event_strategies()) cases.push_back({"prefork_event_loop", a});
     return cases;
 }
 
-namespace {
-std::string label(const HerdCase& c) {
-    return fmt::format("{} {}", c.model == "prefork" ? "03" : "06", c.strategy);
+std::string herd_label(const HerdCase& c) {
+    return fmt::format("{} {}", c.model == "prefork" ? "03" : "06", sl::accept_name(c.strategy));
 }
-}  // namespace
 
 std::string herd_json(const HerdOptions& o, const std::vector<HerdRow>& rows) {
     std::string out = fmt::format(R"({{"workers": {}, "connections": {}, "clients": {}, "duration_s": {}, "work": {}, "rows": [)",
@@ -150,11 +157,13 @@ std::string herd_json(const HerdOptions& o, const std::vector<HerdRow>& rows) {
         const HerdRow& r = rows[i];
         out += fmt::format("{}\n  {{\"model\": \"{}\", \"strategy\": \"{}\", \"accepts\": {}, \"wakeups_per_accept\": {:.3f}, "
                            "\"spurious_per_accept\": {:.3f}, \"switches_per_accept\": {:.3f}, \"kernel_wakeups_per_accept\": {}, "
-                           "\"spread_min\": {}, "
+                           "\"kernel_note\": {}, \"spread_min\": {}, "
                            "\"spread_max\": {}, \"spread_cv\": {:.3f}, \"conn_per_s\": {:.0f}, \"ping_mean_ms\": {:.3f}, "
                            "\"ping_p99_ms\": {:.3f}, \"ping_max_ms\": {:.3f}, \"ping_stdev_ms\": {:.3f}, \"errors\": {}}}",
-                           i ? "," : "", r.what.model, r.what.strategy, r.accepts, r.wakeups, r.spurious, r.switches,
-                           r.kernel_note.empty() ? fmt::format("{:.3f}", r.kernel_wakeups) : "null", r.spread_min, r.spread_max, r.spread_cv, r.conn_per_s, r.ping_mean_ms, r.ping_p99_ms,
+                           i ? "," : "", r.what.model, sl::accept_name(r.what.strategy), r.accepts, r.wakeups,
+                           r.spurious, r.switches,
+                           r.kernel_note.empty() ? fmt::format("{:.3f}", r.kernel_wakeups) : "null",
+                           r.kernel_note.empty() ? "null" : json_string(r.kernel_note), r.spread_min, r.spread_max, r.spread_cv, r.conn_per_s, r.ping_mean_ms, r.ping_p99_ms,
                            r.ping_max_ms, r.ping_stdev_ms, r.errors);
     }
     return out + "\n]}";
@@ -169,7 +178,7 @@ std::string herd_table(const std::vector<HerdRow>& rows) {
     for (const HerdRow& r : rows) {
         out += fmt::format("| {} | {:.0f} | {:.2f} | {:.2f} | {:.2f} | {:.2f}{} | {:.0f}-{:.0f} | {:.2f} | {:.0f} | {:.2f} | "
                            "{:.2f} | {:.2f} | {:.2f} | {} |\n",
-                           label(r.what), r.accepts, r.wakeups, r.spurious, r.switches, r.kernel_wakeups,
+                           herd_label(r.what), r.accepts, r.wakeups, r.spurious, r.switches, r.kernel_wakeups,
                            r.kernel_note.empty() ? "" : "*", r.spread_min, r.spread_max, r.spread_cv, r.conn_per_s,
                            r.ping_mean_ms, r.ping_p99_ms, r.ping_max_ms, r.ping_stdev_ms, r.errors);
         if (!r.kernel_note.empty()) note = r.kernel_note;

@@ -2,6 +2,8 @@
 // used by `herd` and by compare's herd scenario.
 #pragma once
 
+#include "accept/accept.hpp"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -19,8 +21,8 @@ struct HerdOptions {
 
 /// One model and one of its --accept strategies.
 struct HerdCase {
-    std::string model;     // prefork (03) or prefork_event_loop (06)
-    std::string strategy;
+    std::string model;  // prefork (03) or prefork_event_loop (06)
+    sl::Accept strategy = sl::Accept::blocking;
 };
 
 struct HerdRow {
@@ -42,6 +44,8 @@ HerdRow run_herd(const HerdOptions& options, const HerdCase& what);
 
 /// 03 with each of its 8 strategies, then 06 with each of its 4.
 std::vector<HerdCase> herd_cases();
+/// "03 poll", "06 accept-mutex": a case as the tables name it.
+std::string herd_label(const HerdCase& c);
 std::string herd_json(const HerdOptions& options, const std::vector<HerdRow>& rows);
 std::string herd_table(const std::vector<HerdRow>& rows);  // Markdown
 

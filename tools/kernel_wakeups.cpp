@@ -22,9 +22,14 @@ std::optional<uint64_t> tracepoint_id(std::string& why_not) {
     const char* dirs[] = {"/sys/kernel/tracing", "/sys/kernel/debug/tracing"};
     for (int attempt = 0; attempt < 2; ++attempt) {
         for (const char* dir : dirs) {
-            std::ifstream in(std::string(dir) + "/events/sched/sched_wakeup/id");
+            std::string path = std::string(dir) + "/events/sched/sched_wakeup/id";
+            std::ifstream in(path);
             uint64_t id = 0;
             if (in >> id) return id;
+            if (::access(path.c_str(), F_OK) == 0) {  // there, but not ours to read (tracefs is root's)
+                why_not = fmt::format("cannot read {} (tracefs is readable by root only here)", path);
+                return std::nullopt;
+            }
         }
         struct stat st {};
         if (attempt == 0 && ::stat("/sys/kernel/tracing", &st) == 0 &&
@@ -34,6 +39,16 @@ std::optional<uint64_t> tracepoint_id(std::string& why_not) {
     }
     why_not = "no tracefs with events/sched/sched_wakeup (mount -t tracefs nodev /sys/kernel/tracing, as root)";
     return std::nullopt;
+}
+
+// The tracepoint records the woken task's pid as the initial PID namespace
+// numbers it (the kernel's task->pid); inside a container's namespace the
+// workers have other numbers, no filter on ours would ever match, and the
+// count would read 0 with no error. PROC_PID_INIT_INO (include/linux/proc_ns.h)
+// is the inode of the initial namespace's /proc/PID/ns/pid.
+bool in_initial_pid_namespace() {
+    struct stat st {};
+    return ::stat("/proc/self/ns/pid", &st) == 0 && st.st_ino == 0xEFFFFFFCU;
 }
 
 long perf_event_open(perf_event_attr* attr, pid_t pid, int cpu) {
@@ -57,6 +72,10 @@ std::optional<KernelWakeups> KernelWakeups::open(const std::vector<pid_t>& pids,
         why_not = "no process to watch";
         return std::nullopt;
     }
+    if (!in_initial_pid_namespace()) {
+        why_not = "in a PID namespace (a container?): the tracepoint names tasks by the host's pids, not these";
+        return std::nullopt;
+    }
     auto id = tracepoint_id(why_not);
     if (!id) return std::nullopt;
     perf_event_attr attr{};
@@ -72,7 +91,7 @@ std::optional<KernelWakeups> KernelWakeups::open(const std::vector<pid_t>& pids,
         if (fd < 0 && errno == ENODEV) continue;  // a CPU that is offline
         if (fd < 0) {
             why_not = errno == EACCES || errno == EPERM
-                          ? "not permitted (needs root, CAP_PERFMON or kernel.perf_event_paranoid <= 1)"
+                          ? "not permitted (a counter per CPU needs root, CAP_PERFMON or kernel.perf_event_paranoid <= 0)"
                           : fmt::format("perf_event_open: {}", std::strerror(errno));
             return std::nullopt;
         }

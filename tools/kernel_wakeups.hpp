@@ -7,9 +7,11 @@
 // woken: a counter attached to a worker's pid would count the wakeups that
 // worker causes. So there is one counter per CPU for every task (pid -1),
 // each with a filter on the tracepoint's `pid` field, the woken task's.
-// Needs root, CAP_PERFMON, or kernel.perf_event_paranoid <= 1; where that is
-// not so, open() says why and the caller falls back to voluntary context
-// switches. Only the measuring tools count: the servers never pay for it.
+// A counter per CPU needs root, CAP_PERFMON, or kernel.perf_event_paranoid
+// <= 0 (perf_allow_cpu() in the kernel), and pids that the tracepoint names
+// the same way (not inside a PID namespace); where that is not so, open()
+// says why and the caller falls back to voluntary context switches. Only
+// the measuring tools count: the servers never pay for it.
 #pragma once
 
 #include "base/fd.hpp"

@@ -7,6 +7,8 @@
 //   loadgen --port 8080 --rate 2000 --duration 10      (latency from the intended send time)
 #include "load.hpp"
 
+#include "base/cli.hpp"
+
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -22,10 +24,9 @@ int main(int argc, char** argv) {
                  "loadgen"};
     app.add_option("--host", o.host, "server address")->capture_default_str();
     app.add_option("--port", o.port, "server port")->required()->check(CLI::Range(1, 65535));
-    app.add_option("--protocol", o.protocol, "framing: text or http")
-        ->transform(CLI::CheckedTransformer(std::map<std::string, lg::Protocol>{{"text", lg::Protocol::text},
-                                                                                {"http", lg::Protocol::http}}))
-        ->default_str("text");
+    sl::add_enum_option(app, "--protocol", o.protocol,
+                        sl::Names<lg::Protocol>{{"text", lg::Protocol::text}, {"http", lg::Protocol::http}},
+                        "framing: text or http");
     app.add_option("--request", requests, "a text request line, repeatable (default PING)");
     app.add_option("--path", paths, "an HTTP path, repeatable (default /ping)");
     app.add_option("--weight", o.weights, "one weight per --request/--path (default 1 each)");

@@ -131,19 +131,6 @@ Spawned start_model(const Setup& setup, const Model& m) {
                             m, setup.workers);
 }
 
-// A started server that is stopped, with its whole process group, however
-// the scope is left.
-class RunningServer {
-public:
-    explicit RunningServer(Spawned s) : s_(std::move(s)) {}
-    ~RunningServer() { stop(); }
-    int port() const { return s_.port; }
-    pid_t pid() const { return s_.pid; }
-    std::string stop() { return stop_server(s_); }  // a second call returns "" at once
-
-private:
-    Spawned s_;
-};
 
 }  // namespace
 

@@ -173,6 +173,21 @@ std::vector<pid_t> children_of(pid_t parent) {
     return out;
 }
 
+bool wait_all_sleeping(const std::vector<pid_t>& pids, int max_ms) {
+    auto deadline = Clock::now() + std::chrono::milliseconds(max_ms);
+    for (;;) {
+        bool all = true;
+        for (pid_t p : pids) {
+            std::optional<std::string> stat = sl::read_proc_file(fmt::format("/proc/{}/stat", p));
+            size_t paren = stat ? stat->rfind(')') : std::string::npos;
+            if (paren != std::string::npos && paren + 2 < stat->size() && (*stat)[paren + 2] != 'S') all = false;
+        }
+        if (all) return true;
+        if (Clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+}
+
 uint64_t voluntary_switches(pid_t pid) {
     std::optional<std::string> status = sl::read_proc_file(fmt::format("/proc/{}/status", pid));
     if (!status) return 0;
@@ -184,7 +199,8 @@ std::string ask(int port, const std::string& request) {
     sl::Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_in addr = loopback(port);
     timeval tv{5, 0};
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    // Without the timeout a server that never answers would hold this read for ever.
+    if (!fd || ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) return "";
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) return "";
     if (::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) < 0) return "";
     std::string answer;

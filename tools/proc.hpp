@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lg {
@@ -29,6 +30,27 @@ Spawned spawn_server(const std::vector<std::string>& argv, bool listening_line, 
 /// SIGTERM to the leader; after `grace_s` SIGKILL to the whole group. Returns
 /// what the server wrote to stderr (its summary). Nothing is left running.
 std::string stop_server(Spawned& s, double grace_s = 5);
+
+/// A started server that is stopped, with its whole process group, however
+/// the scope is left (an exception out of a load included).
+class RunningServer {
+public:
+    explicit RunningServer(Spawned s) : s_(std::move(s)) {}
+    RunningServer(const RunningServer&) = delete;
+    RunningServer& operator=(const RunningServer&) = delete;
+    ~RunningServer() { stop(); }
+    int port() const { return s_.port; }
+    pid_t pid() const { return s_.pid; }
+    std::string stop() { return stop_server(s_); }  // a second call returns "" at once
+
+private:
+    Spawned s_;
+};
+
+/// Waits (at most `max_ms`) until every process of `pids` sleeps (state S in
+/// /proc/PID/stat): a worker woken for a connection another took has gone
+/// back to its wait. False if one is still running or runnable by then.
+bool wait_all_sleeping(const std::vector<pid_t>& pids, int max_ms);
 
 /// A free TCP port on 127.0.0.1 (for servers that cannot be given port 0).
 int free_port();

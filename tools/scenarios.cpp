@@ -2,6 +2,7 @@
 #include "scenarios.hpp"
 
 #include "accept/accept.hpp"
+#include "process/threads.hpp"
 
 namespace lg {
 
@@ -52,8 +53,8 @@ std::vector<Model> cost_variants() {
         std::string name(sl::accept_name(a));
         out.push_back({"prefork", "03 " + name, true, {"--accept", name}});
     }
-    for (const char* mode : {"each", "mutex", "queue"})
-        out.push_back({"prefork_threads", std::string("04 ") + mode, true, {"--thread-accept", mode}});
+    for (const auto& [mode, _] : sl::thread_accept_modes())
+        out.push_back({"prefork_threads", "04 " + std::string(mode), true, {"--thread-accept", std::string(mode)}});
     out.push_back({"event_loop", "05", false});
     for (sl::Accept a : sl::event_strategies()) {
         std::string name(sl::accept_name(a));

@@ -160,9 +160,13 @@ def main():
     args = parser.parse_args()
     if args.once:
         try:
-            print(snapshot_text(args))
+            text = snapshot_text(args)
         except (OSError, ValueError) as e:
             sys.exit(f"top: no status from {args.host}:{args.port}: {e}")
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:  # `./lab top --once | head`: the reader had enough, which is no error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return
     if not sys.stdin.isatty() or not sys.stdout.isatty():
         sys.exit("top: needs a terminal (or --once for a plain snapshot)")

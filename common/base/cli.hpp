@@ -4,6 +4,9 @@
 #include <CLI/CLI.hpp>
 
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace sl {
 
@@ -23,6 +26,75 @@ void add_common_options(CLI::App& app, CommonOptions& options);
 /// --graceful-timeout SECONDS, for models with children (default 10): how long
 /// a stop waits for children to finish their requests before SIGKILL.
 void add_graceful_timeout_option(CLI::App& app, int& seconds);
+
+/// A word naming a value of an enum, with its table of (word, value).
+template <class E>
+using Names = std::vector<std::pair<std::string_view, E>>;
+
+/// "a, b or c": the words of a table, for help texts and errors.
+template <class E>
+std::string name_list(const Names<E>& names) {
+    std::string out;
+    for (size_t i = 0; i < names.size(); ++i)
+        out += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + std::string(names[i].first);
+    return out;
+}
+
+/// An option whose value is one of the words of `names`, stored as the enum
+/// when the command line is parsed (once: the program compares enums, never
+/// strings). An unknown word is refused with the list of words. With a
+/// vector, a comma-separated list of words. Names the default in --help.
+template <class E>
+CLI::Option* add_enum_option(CLI::App& app, const std::string& flag, E& value, const Names<E>& names,
+                             const std::string& help) {
+    std::string current;
+    for (const auto& [word, v] : names)
+        if (v == value) current = word;
+    return app
+        .add_option_function<std::string>(
+            flag,
+            [&value, names](const std::string& text) {
+                for (const auto& [word, v] : names)
+                    if (word == text) value = v;
+            },
+            help)
+        ->check(CLI::Validator(
+            [names](std::string& text) -> std::string {
+                for (const auto& [word, v] : names)
+                    if (word == text) return {};
+                return "unknown value '" + text + "': use " + name_list(names);
+            },
+            "WORD", "enum"))
+        ->default_str(current);
+}
+
+template <class E>
+CLI::Option* add_enum_option(CLI::App& app, const std::string& flag, std::vector<E>& values, const Names<E>& names,
+                             const std::string& help) {
+    std::string current;
+    for (E v : values)
+        for (const auto& [word, w] : names)
+            if (w == v) current += (current.empty() ? "" : ",") + std::string(word);
+    return app
+        .add_option_function<std::vector<std::string>>(
+            flag,
+            [&values, names](const std::vector<std::string>& texts) {
+                values.clear();
+                for (const std::string& text : texts)
+                    for (const auto& [word, v] : names)
+                        if (word == text) values.push_back(v);
+            },
+            help)
+        ->delimiter(',')
+        ->check(CLI::Validator(
+            [names](std::string& text) -> std::string {
+                for (const auto& [word, v] : names)
+                    if (word == text) return {};
+                return "unknown value '" + text + "': use " + name_list(names);
+            },
+            "WORD,...", "enum"))
+        ->default_str(current);
+}
 
 /// The number of online CPUs: the default worker count.
 int cpu_count();

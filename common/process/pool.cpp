@@ -10,9 +10,8 @@ namespace sl {
 
 void add_pool_options(CLI::App& app, PoolOptions& o) {
     o.workers = cpu_count();
-    app.add_option("--pool", o.pool, "static: --workers workers; dynamic: grow and shrink with the spare rules")
-        ->transform(CLI::CheckedTransformer(std::map<std::string, Pool>{{"static", Pool::fixed}, {"dynamic", Pool::dynamic}}))
-        ->default_str("static");
+    add_enum_option(app, "--pool", o.pool, Names<Pool>{{"static", Pool::fixed}, {"dynamic", Pool::dynamic}},
+                    "static: --workers workers; dynamic: grow and shrink with the spare rules");
     app.add_option("--workers", o.workers, "static pool: worker processes (default: the number of CPUs)")
         ->capture_default_str()
         ->check(CLI::Range(1, 1024));

@@ -1,5 +1,6 @@
 #include "process/threads.hpp"
 
+#include "base/die.hpp"
 #include "base/signals.hpp"
 #include "base/trace.hpp"
 
@@ -15,18 +16,23 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 namespace sl {
+
+const Names<ThreadAccept>& thread_accept_modes() {
+    static const Names<ThreadAccept> all = {
+        {"each", ThreadAccept::each}, {"mutex", ThreadAccept::mutex}, {"queue", ThreadAccept::queue}};
+    return all;
+}
 
 void add_thread_options(CLI::App& app, ThreadOptions& o) {
     app.add_option("--threads", o.threads, "serving threads per worker process")
         ->capture_default_str()
         ->check(CLI::Range(1, 1024));
-    app.add_option("--thread-accept", o.mode, "how a worker's threads get connections: each, mutex or queue")
-        ->transform(CLI::CheckedTransformer(std::map<std::string, ThreadAccept>{
-            {"each", ThreadAccept::each}, {"mutex", ThreadAccept::mutex}, {"queue", ThreadAccept::queue}}))
-        ->default_str("each");
+    add_enum_option(app, "--thread-accept", o.mode, thread_accept_modes(),
+                    "how a worker's threads get connections: " + name_list(thread_accept_modes()));
 }
 
 class WorkerThreads {
@@ -104,10 +110,14 @@ public:
 private:
     template <class Body>
     void start(int index, Body body) {
-        threads_.emplace_back([this, index, body] {
-            body();
-            done_[static_cast<size_t>(index)] = true;
-        });
+        try {
+            threads_.emplace_back([this, index, body] {
+                body();
+                done_[static_cast<size_t>(index)] = true;
+            });
+        } catch (const std::system_error& e) {  // EAGAIN: out of threads (RLIMIT_NPROC, threads-max)
+            die("pthread_create", e.code().value());
+        }
     }
 
     // Condition variables are woken by notify; a thread blocked in accept()

@@ -18,9 +18,12 @@
 #include "accept/accept.hpp"
 #include "process/scoreboard.hpp"
 
-#include <CLI/CLI.hpp>
+#include "base/cli.hpp"
 
 #include <functional>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace sl {
 
@@ -30,6 +33,9 @@ struct ThreadOptions {
     int threads = 16;
     ThreadAccept mode = ThreadAccept::each;
 };
+
+/// Every --thread-accept mode with its name, in the order the docs present them.
+const Names<ThreadAccept>& thread_accept_modes();
 
 /// --threads and --thread-accept (parsed into the enum).
 void add_thread_options(CLI::App& app, ThreadOptions& options);
