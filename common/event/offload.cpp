@@ -1,11 +1,13 @@
 #include "event/offload.hpp"
 
+#include "base/die.hpp"
 #include "base/signals.hpp"
 #include "protocol/commands.hpp"
 
 #include <pthread.h>
 
 #include <csignal>
+#include <system_error>
 
 namespace sl {
 
@@ -16,7 +18,11 @@ WorkPool::WorkPool(EventLoop& loop, int threads) : loop_(loop) {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+    try {
+        for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+    } catch (const std::system_error& e) {  // EAGAIN: out of threads (RLIMIT_NPROC, threads-max)
+        die("pthread_create", e.code().value());
+    }
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
@@ -49,7 +55,10 @@ void WorkPool::run() {
         {
             std::unique_lock<std::mutex> lock(mutex_);
             ready_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
-            if (jobs_.empty()) return;  // stopping, and nothing left
+            // Stopping: the server has ended, so every connection has closed and
+            // what is still queued has nobody to answer. Computing it would only
+            // delay the exit (a WORK may take seconds).
+            if (stopping_) return;
             job = std::move(jobs_.front());
             jobs_.pop_front();
         }

@@ -27,7 +27,9 @@ class WorkPool {
 public:
     /// Starts `threads` threads (> 0) that post their results to `loop`.
     WorkPool(EventLoop& loop, int threads);
-    /// Stops the threads once the queue is empty, and joins them.
+    /// Stops the threads, dropping the jobs no thread has started (the
+    /// server has ended: their connections are closed), and joins them; a
+    /// WORK already running is finished first.
     ~WorkPool();
     WorkPool(const WorkPool&) = delete;
     WorkPool& operator=(const WorkPool&) = delete;

@@ -22,8 +22,8 @@ namespace {
 // A request may be 8 KiB (a text line) or 16 KiB (an HTTP head); a client
 // that pipelines more than this ahead of the answers waits for them.
 constexpr size_t kInputLimit = 64 * 1024;
-// A connection that has not completed its first request when a stop comes
-// gets this long to do so (the same rule as the blocking models).
+// A connection waiting for a request when a stop comes gets this long for
+// it to arrive (the same rule as the blocking models).
 constexpr int64_t kStopGraceMs = 1000;
 // Out of descriptors: stop watching the listener this long (its clients
 // wait in the backlog), instead of being told again at once, forever.
@@ -34,10 +34,8 @@ constexpr uint64_t kReorderEvery = 16;
 }  // namespace
 
 void add_event_options(CLI::App& app, EventOptions& o) {
-    app.add_option("--trigger", o.trigger, "epoll's mode: level or edge (edge: read and accept until EAGAIN)")
-        ->transform(CLI::CheckedTransformer(std::map<std::string, Trigger>{{"level", Trigger::level},
-                                                                           {"edge", Trigger::edge}}))
-        ->default_str("level");
+    add_enum_option(app, "--trigger", o.trigger, Names<Trigger>{{"level", Trigger::level}, {"edge", Trigger::edge}},
+                    "epoll's mode: level or edge (edge: read and accept until EAGAIN)");
     app.add_option("--offload", o.offload, "run WORK on this many threads (0: on the loop, stalling everyone)")
         ->capture_default_str()
         ->check(CLI::Range(0, 256));
@@ -85,12 +83,14 @@ public:
         if (!closed_) progress();
     }
 
-    // A stop: close at once if idle between requests; a connection still
-    // waiting for its first request gets a short grace; one whose request
-    // is executing is closed after its answer (progress() sees stopping).
+    // A stop: the next answer is this connection's last (HTTP: `Connection:
+    // close`). One whose request is executing closes after that answer; one
+    // waiting for a request (just accepted, half a request, or idle between
+    // two) gets a short grace for it: closing an idle keep-alive connection
+    // at once would race the request its client may be sending right now.
     void on_stop() {
+        session_.close_after_next_answer();
         if (executing_) return;
-        if (answered_any_ && in_.empty() && out_.empty()) return close("server stopping");
         deadline_ms_ = std::min(deadline_ms_, monotonic_ms() + kStopGraceMs);
         if (idle_timer_) loop_.cancel(idle_timer_), idle_timer_ = 0;
         arm_idle_timer();
@@ -155,8 +155,7 @@ private:
     // tells epoll what this connection waits for now.
     void progress() {
         bool was_reading = reading();
-        while (!closed_ && !executing_ && !session_.closing() && out_.size() < limit() &&
-               !(server_.stopping_ && answered_any_)) {
+        while (!closed_ && !executing_ && !session_.closing() && out_.size() < limit()) {
             Session::Parsed p = session_.parse(in_, out_);
             if (p.consumed == 0) break;
             in_.erase(0, p.consumed);
@@ -165,8 +164,7 @@ private:
         write_some();
         if (closed_) return;
         if (out_.empty() && !executing_) {
-            if (session_.closing()) return close("closed by the server");
-            if (server_.stopping_ && answered_any_) return close("server stopping");
+            if (session_.closing()) return close(server_.stopping_ ? "server stopping" : "closed by the server");
             if (peer_done_) return close("client closed");
         }
         // Edge-triggered, a socket we stopped reading is not reported again
@@ -216,7 +214,6 @@ private:
 
     void answered(const Answer& a) {
         session_.answer(a, out_);
-        answered_any_ = true;
         int64_t now = monotonic_ms();
         ctx_.counters->requests.fetch_add(1, std::memory_order_relaxed);
         ctx_.counters->last_active_ms.store(now, std::memory_order_relaxed);
@@ -270,7 +267,6 @@ private:
     EventLoop::TimerId idle_timer_ = 0;
     EventLoop::TimerId sleep_timer_ = 0;
     bool executing_ = false;
-    bool answered_any_ = false;
     bool peer_done_ = false;
     bool closed_ = false;
 };
@@ -351,7 +347,8 @@ void EventServer::accept_ready() {
             });
             break;
         }
-        if (a.status == Accepted::nothing) break;
+        if (a.status == Accepted::empty) break;
+        if (a.status == Accepted::nothing) continue;  // an aborted connection: the next may be there
         ++taken;
         take(std::move(a.conn), /*nonblocking=*/true);
     }

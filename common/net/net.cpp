@@ -158,6 +158,7 @@ Accepted accept_one(int listen_fd, int flags) {
             if (stop_requested()) return {};
             continue;
         case EAGAIN:
+            return {Accepted::empty, Fd()};
         case ECONNABORTED:  // the client reset the connection while it waited in the backlog
         case EPROTO:
         case ENETDOWN:      // accept(2): "treat them like EAGAIN by retrying"

@@ -55,16 +55,21 @@ bool readable_within(int fd, int timeout_ms);
 
 /// One accept4(2) that never waits, with its errors sorted the way muduo and
 /// nginx sort them:
-///  - EINTR: retried, unless a stop was requested;
-///  - EAGAIN, ECONNABORTED, EPROTO and the network errors accept(2) says to
-///    treat like EAGAIN (the client gave up in the backlog): nothing;
+///  - EINTR: retried, unless a stop was requested (then: nothing);
+///  - EAGAIN: empty, the queue has no connection;
+///  - ECONNABORTED, EPROTO and the network errors accept(2) says to treat
+///    like EAGAIN (the client gave up in the backlog): nothing;
 ///  - EMFILE, ENFILE, ENOBUFS, ENOMEM: out of descriptors or memory, logged
 ///    at most once a second. The connections stay queued in the kernel and
 ///    are served once descriptors are free again;
 ///  - anything else (EBADF, EINVAL, ENOTSOCK...) is a bug: logged, and the
 ///    process exits with status 1.
 struct Accepted {
-    enum Status { connection, nothing, out_of_descriptors } status = nothing;
+    // empty: EAGAIN, the queue is empty. nothing: no connection this time,
+    // but more may be queued (an aborted one, a signal): a loop that drains
+    // the queue must try again, or edge-triggered it would wait for the
+    // next arrival with connections still queued.
+    enum Status { connection, nothing, empty, out_of_descriptors } status = nothing;
     Fd conn;  // CLOEXEC; blocking unless `flags` asked for SOCK_NONBLOCK
 };
 /// `flags`: SOCK_NONBLOCK for an event loop, which saves two fcntl() calls

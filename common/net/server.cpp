@@ -68,7 +68,9 @@ void announce_listening(std::string_view model, std::string_view host, int liste
 
 namespace {
 
-// During a graceful stop, how long a connection with no complete request yet may take to send one.
+// During a graceful stop, how long a connection with no complete request
+// may take to send one: the one that was just accepted, and the keep-alive
+// connection whose client may be sending its next request right now.
 constexpr int64_t kStopGraceMs = 1000;
 
 // A read blocked on a quiet connection wakes this often to look at the clock
@@ -90,6 +92,8 @@ const char* run_connection(int fd, Session& session, const ServerContext& ctx, u
         // Answer every complete request already received, one at a time.
         size_t used = 0;
         while (used < in.size()) {
+            // Stopping: this request is the connection's last (and says so, in HTTP).
+            if (stop_requested()) session.close_after_next_answer();
             // busy_since lets a master see a request that takes too long (--request-timeout).
             ctx.counters->busy_since_ms.store(monotonic_ms(), std::memory_order_relaxed);
             ctx.counters->set_activity(Activity::working);
@@ -106,21 +110,21 @@ const char* run_connection(int fd, Session& session, const ServerContext& ctx, u
             SL_TRACE("conn {}: {} -> {}", serial, session.last_request(), session.last_answer());
             if (!write_all(fd, out)) return "write failed (client gone or not reading)";
             out.clear();
-            if (session.closing()) return "closed by the server";
-            if (stop_requested()) break;
+            if (session.closing()) return stop_requested() ? "server stopping" : "closed by the server";
         }
         in.erase(0, used);
         // Waiting for bytes: the rest of a request, or the next one.
         ctx.counters->set_activity(in.empty() && answered_any ? Activity::keepalive : Activity::reading);
 
         for (;;) {
-            // A graceful stop closes a connection that is idle *between*
-            // requests. One just accepted, or holding half a request, is not
-            // idle: its request is on its way. It gets a short grace to
-            // arrive (as nginx closes only its idle keep-alive connections),
-            // is answered, and then the connection closes.
+            // A graceful stop: a connection waiting for a request, whether
+            // just accepted, holding half a request or idle between two, gets
+            // a short grace for it. Closing an idle keep-alive connection at
+            // once (as nginx does) races the request its client may be
+            // sending right now: that request would be lost. One that comes
+            // is answered as the last (HTTP: `Connection: close`).
             if (stop_requested()) {
-                if (answered_any && in.empty()) return "server stopping";
+                session.close_after_next_answer();
                 deadline = std::min(deadline, monotonic_ms() + kStopGraceMs);
             }
             if (monotonic_ms() >= deadline) {

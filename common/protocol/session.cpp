@@ -79,15 +79,16 @@ Session::Parsed Session::parse_http(std::string_view input, std::string& out) {
 void Session::answer(const Answer& answer, std::string& out) {
     if (framing_ == Framing::http) {
         std::string body = answer.line + "\n";
-        append_response(out, {200, body, pending_.head, !pending_.keep_alive, pending_.echo_keep_alive,
+        const bool close = !pending_.keep_alive || last_answer_due_;
+        append_response(out, {200, body, pending_.head, close, pending_.echo_keep_alive && !close,
                                answer.content_type});
-        closing_ = !pending_.keep_alive;
+        closing_ = close;
         if (tracing()) note(pending_.text, "200 " + answer.line.substr(0, answer.line.find('\n')));
         return;
     }
     out += answer.line;
     out += '\n';
-    closing_ = answer.close;
+    closing_ = answer.close || last_answer_due_;
     if (tracing()) note(pending_.text, std::string_view(answer.line).substr(0, answer.line.find('\n')));
 }
 

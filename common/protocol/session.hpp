@@ -51,6 +51,12 @@ public:
     /// until consumed is 0. Once closing() is true, send `out` and close.
     Step step(std::string_view input, std::string& out);
 
+    /// A graceful stop: the next answer is this connection's last. In HTTP
+    /// it says `Connection: close`, so the client sends nothing more on it
+    /// (a server that closed a keep-alive connection without saying so would
+    /// race the client's next request); in text the connection closes after it.
+    void close_after_next_answer() { last_answer_due_ = true; }
+
     bool closing() const { return closing_; }
     Framing framing() const { return framing_; }
 
@@ -72,6 +78,7 @@ private:
     const ServerView& server_;
     Framing framing_ = Framing::unknown;
     bool closing_ = false;
+    bool last_answer_due_ = false;  // close_after_next_answer()
     // The request being answered, between parse() and answer().
     struct Pending {
         std::string text;  // the text line, or "METHOD TARGET" (for --trace)

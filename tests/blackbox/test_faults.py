@@ -57,3 +57,16 @@ def test_loadgen_counts_a_failed_epoll_ctl_as_a_failed_connection(bin_dir):
     f = report["failures"]
     assert f["timeout"] == 0 and f["connect"] == 5, \
         f"a connection epoll cannot watch must fail as 'connect' at once, not wait for a timeout: {f}"
+
+
+def test_edge_triggered_an_aborted_connection_does_not_end_the_accept_drain(bin_dir):
+    """Edge-triggered, the listener is reported once per arrival: an accept that
+    fails with ECONNABORTED (a client that gave up in the backlog) must not end
+    the drain, or the connections behind it wait for the next arrival."""
+    server = Server([bin_dir / "event_loop", "--port", "0", "--trigger", "edge"],
+                    env=with_faults(bin_dir, "accept4@1"))
+    try:
+        with Client("127.0.0.1", server.port, timeout=2) as c:
+            assert c.ask("PING") == "PONG", "the connection queued behind an aborted accept was never accepted"
+    finally:
+        server.kill()

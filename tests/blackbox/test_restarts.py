@@ -33,7 +33,7 @@ def test_every_way_a_worker_leaves_loses_no_request(start, bin_dir, model, strat
     # worker a second; --max-requests recycles a worker every few hundred requests.
     server = start(model, "--accept", strategy, "--pool", "dynamic", "--start-workers", "4", "--min-spare", "0",
                    "--max-spare", "1", "--max-workers", "6", "--max-requests", "300", "--max-requests-jitter", "200",
-                   *threads)
+                   "--trace", *threads)
     assert wait_until(lambda: len(children_of(server.pid)) >= 3, 10)
     load = subprocess.Popen([bin_dir / "loadgen", "--port", str(server.port), "--json", "--conn-per-request",
                              "--connections", "8", "--duration", "3", "--timeout", "2"],
@@ -52,7 +52,36 @@ def test_every_way_a_worker_leaves_loses_no_request(start, bin_dir, model, strat
           f"spawned {spawned}, retired {retired}")
     assert died == 0, f"no worker should die here: {server.stderr()[-1000:]}"
     assert retired >= 6, f"only {retired} workers were asked to leave: the test did not exercise restarts"
+    trace = server.stderr()
+    for way, seen in [("a HUP", "SIGHUP: starting generation"), ("TTOU", "SIGTTOU: retiring worker"),
+                      ("the dynamic pool shrinking", "dynamic pool: too many idle workers: retiring worker"),
+                      ("--max-requests", "(--max-requests)")]:
+        assert seen in trace, f"no worker left by {way} (no '{seen}' in the trace): the test did not exercise it"
     assert report["errors"] == 0, (
         f"{model} --accept {strategy}: {report['errors']} of {report['sent']} requests lost while workers left "
         f"(HUP x3, TTOU x2, the dynamic pool shrinking, --max-requests): {report['failures']}")
     assert report["ok"] > 1000, f"only {report['ok']} requests answered in 3 s"
+
+
+@pytest.mark.parametrize("model", ["prefork", "prefork_threads", "prefork_event_loop"])
+def test_a_rolling_restart_loses_no_request_of_keep_alive_http_clients(start, bin_dir, model):
+    # A worker that leaves answers one more request on each keep-alive
+    # connection, with `Connection: close`, instead of closing it while the
+    # client may be sending its next one (which would be lost: reset or closed).
+    server = start(model, "--workers", "2", *(["--threads", "4"] if model == "prefork_threads" else []))
+    assert wait_until(lambda: len(children_of(server.pid)) >= 2, 10)
+    clients = 2 if model == "prefork" else 8  # 03 serves one keep-alive connection per worker at a time
+    load = subprocess.Popen([bin_dir / "loadgen", "--port", str(server.port), "--json", "--protocol", "http",
+                             "--path", "/ping", "--connections", str(clients), "--duration", "2.5", "--timeout", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    for _ in range(3):
+        server.signal(signal.SIGHUP)
+        time.sleep(0.6)
+    out, err = load.communicate(timeout=30)
+    report = json.loads(out)
+    assert server.stop(timeout=15) == 0
+    assert report["errors"] == 0, (
+        f"{model}: {report['errors']} of {report['sent']} keep-alive requests lost across 3 HUPs: "
+        f"{report['failures']}")
+    assert report["ok"] > 1000, f"only {report['ok']} requests answered in 2.5 s"

@@ -12,6 +12,8 @@
 //   setsockopt:SO_SNDTIMEO   the same for SO_SNDTIMEO
 //   sigaction:SIGTERM        installing a handler for SIGTERM fails with EINVAL
 //   epoll_ctl                every epoll_ctl() fails with ENOMEM
+//   accept4                  accept4() fails with ECONNABORTED (as if the client had
+//                            reset in the backlog), leaving the queue as it is
 // With @N only the N-th matching call fails (counted per process), then none.
 #include <dlfcn.h>
 #include <signal.h>
@@ -85,6 +87,14 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) {
         return -1;
     }
     return real<int (*)(int, int, int, struct epoll_event*)>("epoll_ctl")(epfd, op, fd, event);
+}
+
+int accept4(int fd, struct sockaddr* addr, socklen_t* length, int flags) {
+    if (should_fail("accept4", nullptr)) {
+        errno = ECONNABORTED;
+        return -1;
+    }
+    return real<int (*)(int, struct sockaddr*, socklen_t*, int)>("accept4")(fd, addr, length, flags);
 }
 
 }  // extern "C"

@@ -159,3 +159,35 @@ TEST(SessionFraming, IdleGoodbyeDependsOnFraming) {
     http.step("GET /ping HTTP/1.1\r\n\r\n", out);
     EXPECT_EQ(http.idle_goodbye(), "");
 }
+
+namespace {
+
+TEST(Session, AfterAStopTheNextHttpAnswerSaysConnectionCloseAndIsTheLast) {
+    FakeServer server;
+    sl::Session session(server);
+    std::string out;
+    const std::string request = "GET /ping HTTP/1.1\r\nHost: x\r\n\r\n";
+    session.step(request, out);
+    EXPECT_EQ(out.find("Connection: close"), std::string::npos) << "HTTP/1.1 keeps the connection by default";
+    EXPECT_FALSE(session.closing());
+    out.clear();
+    session.close_after_next_answer();  // a graceful stop began
+    EXPECT_FALSE(session.closing()) << "a stop must not close before the next answer";
+    session.step(request, out);
+    EXPECT_NE(out.find("Connection: close\r\n"), std::string::npos)
+        << "the last answer must tell the client to send nothing more on this connection:\n" << out;
+    EXPECT_TRUE(session.closing());
+}
+
+TEST(Session, AfterAStopTheNextTextAnswerIsTheLast) {
+    FakeServer server;
+    sl::Session session(server);
+    std::string out;
+    session.close_after_next_answer();
+    auto s = session.step("PING\nPING\n", out);
+    EXPECT_EQ(out, "PONG\n");
+    EXPECT_EQ(s.consumed, 5u) << "one request, the last";
+    EXPECT_TRUE(session.closing());
+}
+
+}  // namespace
