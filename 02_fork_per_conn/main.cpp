@@ -31,7 +31,6 @@ namespace {
 // that a child answering STATS sees it.
 struct SharedCounters {
     std::atomic<uint64_t> connections{0};
-    std::atomic<uint64_t> children{0};  // the parent's children.size()
 };
 
 }  // namespace
@@ -56,7 +55,8 @@ int main(int argc, char** argv) {
     sl::Fd listener = sl::listen_or_die(sl::listen_options(options));
     sl::announce_listening(kModel, options.host, listener.get());
 
-    // A row per child in shared memory, as 03's scoreboard: each child
+    // The child table: a row per child in shared memory, 03's scoreboard.
+    // The parent writes a child's pid there and nowhere else; each child
     // counts its requests and says what it is doing there (STATUS, /status);
     // the parent frees the row when it reaps the child.
     SharedCounters* shared = sl::shared_new<SharedCounters>();
@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
     ctx.idle_timeout_s = options.idle_timeout;
     ctx.totals = [&] {
         sl::Totals t = board.totals(kModel);
-        return sl::Totals{kModel, shared->children.load(), shared->connections.load(), t.requests, t.uptime_ms};
+        return sl::Totals{kModel, board.live_workers(), shared->connections.load(), t.requests, t.uptime_ms};
     };
     ctx.status = [&] {
         sl::Status s = board.status(kModel, {});
@@ -75,19 +75,17 @@ int main(int argc, char** argv) {
         return s;
     };
 
-    sl::ChildSet children;
+    auto reaped = [&](const sl::ChildExit& e) {
+        if (int row = board.find(e.pid); row >= 0) board.retire(row);
+    };
     while (!sl::stop_requested()) {
         // Reap every child that exited since the last round: no zombies.
-        if (sl::take_child_exited()) {
-            children.reap([&](pid_t pid) {
-                if (int row = board.find(pid); row >= 0) board.retire(row);
-            });
-            shared->children = children.size();
-        }
+        if (sl::take_child_exited())
+            for (const sl::ChildExit& e : sl::reap_children()) reaped(e);
 
         // The guard against a fork storm: at the limit, stop accepting. New
         // clients wait in the kernel's backlog until a child exits.
-        if (children.size() >= static_cast<size_t>(max_children)) {
+        if (board.live_workers() >= static_cast<uint64_t>(max_children)) {
             sl::wait_for_event(-1);
             continue;
         }
@@ -120,14 +118,12 @@ int main(int argc, char** argv) {
         }
         conn.reset();  // the parent never serves, so it drops its copy of the connection
         board.slot(row).pid = pid;
-        children.add(pid);
-        shared->children = children.size();
         SL_TRACE("forked pid {} for conn {}", pid, serial);
     }
 
     // Graceful stop: no more accepts; each child finishes its request and exits.
     listener.reset();
-    children.stop_all(graceful_timeout);
+    sl::stop_children(graceful_timeout, [&] { return board.live_pids(); }, reaped);
     sl::print_summary(kModel, shared->connections, requests());
     return 0;
 }

@@ -4,7 +4,8 @@
 //     loop:
 //         wait in epoll_wait until something is ready: the listening socket,
 //           a connection, the next timer, finished work, a stop
-//         the listener is ready?   accept every waiting connection
+//         the listener is ready?   accept a connection (all that wait, with
+//                                  --trigger edge or --multi-accept)
 //         a connection is ready?   read what arrived, answer the complete
 //                                  requests, send what the kernel takes
 //         a timer is due?          a SLEEP ends, or an idle connection closes
@@ -41,8 +42,9 @@ int main(int argc, char** argv) {
     // limit (often 1024) up to the hard one.
     sl::raise_descriptor_limit();
 
-    // The listening socket is non-blocking: when epoll says it is readable we
-    // accept until EAGAIN, and an accept must never wait.
+    // The listening socket is non-blocking: an accept must never wait. When
+    // epoll says it is readable we accept one connection (level-triggered,
+    // what is still queued is reported again) or, edge-triggered, until EAGAIN.
     sl::ListenOptions listen = sl::listen_options(options);
     listen.nonblocking = true;
     sl::Fd listener = sl::listen_or_die(listen);

@@ -40,7 +40,10 @@ public:
     Fd accept(AcceptStats& stats) override {
         if (!lock(stats)) return Fd();  // interrupted by a stop
         Fd conn = count_wakeup(try_accept(listen_fd_), stats);
-        set(F_UNLCK, F_SETLK);  // let the next worker in before serving
+        // Let the next worker in before serving. Unlocking a lock we hold
+        // cannot wait or be refused: a failure is a bug (EBADF), and going on
+        // would leave every other worker stuck behind a lock nobody holds.
+        if (set(F_UNLCK, F_SETLK) != 0) die("fcntl F_UNLCK");
         return conn;
     }
 
@@ -66,24 +69,39 @@ private:
     Fd lock_;
 };
 
-/// lock-mutex: a pthread mutex in shared memory, PTHREAD_PROCESS_SHARED so
-/// that processes may use it, and ROBUST because a process may die holding
-/// it (kill -9 during accept). A plain mutex would then stay locked forever
-/// and every other worker would sleep on it: the server would stop. With a
-/// robust one, the next locker gets EOWNERDEAD, marks the mutex consistent
-/// and carries on (nginx force-unlocks its accept mutex for the same reason).
+// A pthread mutex in shared memory, PTHREAD_PROCESS_SHARED so that
+// processes may use it, and ROBUST because a process may die holding it
+// (kill -9 during accept). A plain mutex would then stay locked forever and
+// every other worker would sleep on it: the server would stop. With a robust
+// one, the next locker gets EOWNERDEAD, marks the mutex consistent and
+// carries on (nginx force-unlocks its accept mutex for the same reason).
+// Made before the first fork, so that every worker maps the same one.
+pthread_mutex_t* new_robust_mutex() {
+    auto* m = shared_new<pthread_mutex_t>();
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    if (int rc = pthread_mutex_init(m, &attr); rc != 0) die("pthread_mutex_init", rc);
+    pthread_mutexattr_destroy(&attr);
+    return m;
+}
+
+// After a lock or trylock that returned `rc`: EOWNERDEAD (the holder died
+// with it) is recovered and counts as taken, 0. Other values are returned.
+int recover_if_owner_died(pthread_mutex_t* m, int rc) {
+    if (rc != EOWNERDEAD) return rc;
+    log("accept mutex: its holder died; recovering it");
+    if (int err = pthread_mutex_consistent(m); err != 0) die("pthread_mutex_consistent", err);
+    return 0;
+}
+
+/// lock-mutex: accept serialized by a robust process-shared mutex (above).
 /// A waiter is not interrupted by signals; on a stop the holder (woken from
 /// accept by EINTR) unlocks, and each waiter in turn sees the stop.
 class MutexLockAccept final : public AcceptStrategy {
 public:
-    explicit MutexLockAccept(int listen_fd) : listen_fd_(listen_fd), mutex_(shared_new<pthread_mutex_t>()) {
-        pthread_mutexattr_t attr;
-        pthread_mutexattr_init(&attr);
-        pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-        pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-        if (int rc = pthread_mutex_init(mutex_, &attr); rc != 0) die("pthread_mutex_init", rc);
-        pthread_mutexattr_destroy(&attr);
-    }
+    explicit MutexLockAccept(int listen_fd) : listen_fd_(listen_fd), mutex_(new_robust_mutex()) {}
 
     Fd accept(AcceptStats& stats) override {
         lock(stats);
@@ -100,12 +118,7 @@ private:
             stats.lock_waits.fetch_add(1, std::memory_order_relaxed);
             rc = pthread_mutex_lock(mutex_);
         }
-        if (rc == EOWNERDEAD) {
-            log("accept mutex: its holder died; recovering it");
-            if (int err = pthread_mutex_consistent(mutex_); err != 0) die("pthread_mutex_consistent", err);
-        } else if (rc != 0) {
-            die("pthread_mutex_lock", rc);
-        }
+        if (recover_if_owner_died(mutex_, rc) != 0) die("pthread_mutex_lock", rc);
     }
 
     int listen_fd_;
@@ -114,25 +127,12 @@ private:
 
 }  // namespace
 
-AcceptMutex::AcceptMutex() : mutex_(shared_new<pthread_mutex_t>()) {
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-    if (int rc = pthread_mutex_init(static_cast<pthread_mutex_t*>(mutex_), &attr); rc != 0)
-        die("pthread_mutex_init", rc);
-    pthread_mutexattr_destroy(&attr);
-}
+AcceptMutex::AcceptMutex() : mutex_(new_robust_mutex()) {}
 
 bool AcceptMutex::try_lock() {
     auto* m = static_cast<pthread_mutex_t*>(mutex_);
-    int rc = pthread_mutex_trylock(m);
+    int rc = recover_if_owner_died(m, pthread_mutex_trylock(m));
     if (rc == EBUSY) return false;
-    if (rc == EOWNERDEAD) {
-        log("accept mutex: its holder died; recovering it");
-        if (int err = pthread_mutex_consistent(m); err != 0) die("pthread_mutex_consistent", err);
-        return true;
-    }
     if (rc != 0) die("pthread_mutex_trylock", rc);
     return true;
 }

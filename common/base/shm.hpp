@@ -16,9 +16,9 @@ namespace sl {
 /// private to the process that made it. Lives until the process exits.
 ///
 /// What goes in it must survive a process killed at any instruction. Lock-free
-/// std::atomic members do (nothing is ever held); the one lock that lives in
-/// shared memory, prefork's accept mutex, is a *robust* mutex for exactly that
-/// reason (accept/lock.cpp).
+/// std::atomic members do (nothing is ever held); the two locks that live in
+/// shared memory, 03/04's `--accept lock-mutex` and 06's accept mutex, are
+/// *robust* mutexes for exactly that reason (accept/lock.cpp).
 inline void* map_shared_or_die(size_t bytes) {
     void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) die("mmap shared");

@@ -68,19 +68,4 @@ void stop_children(int graceful_timeout_s, const std::function<std::vector<pid_t
     }
 }
 
-size_t ChildSet::reap(const std::function<void(pid_t)>& reaped) {
-    std::vector<ChildExit> exits = reap_children();
-    for (const ChildExit& e : exits) {
-        pids_.erase(e.pid);
-        if (reaped) reaped(e.pid);
-    }
-    return exits.size();
-}
-
-void ChildSet::stop_all(int graceful_timeout_s) {
-    stop_children(
-        graceful_timeout_s, [this] { return std::vector<pid_t>(pids_.begin(), pids_.end()); },
-        [this](const ChildExit& e) { pids_.erase(e.pid); });
-}
-
 }  // namespace sl

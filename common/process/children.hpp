@@ -9,7 +9,6 @@
 #include <sys/types.h>
 
 #include <functional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -38,19 +37,5 @@ std::vector<ChildExit> reap_children();
 /// is empty.
 void stop_children(int graceful_timeout_s, const std::function<std::vector<pid_t>()>& alive,
                    const std::function<void(const ChildExit&)>& reaped);
-
-/// 02's child table: the pids of the children it forked and has not reaped.
-class ChildSet {
-public:
-    void add(pid_t pid) { pids_.insert(pid); }
-    size_t size() const { return pids_.size(); }
-    /// reap_children(), forgetting each child reaped (and telling `reaped`); how many there were.
-    size_t reap(const std::function<void(pid_t)>& reaped = {});
-    /// stop_children() for every child in the set.
-    void stop_all(int graceful_timeout_s);
-
-private:
-    std::set<pid_t> pids_;
-};
 
 }  // namespace sl

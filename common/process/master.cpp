@@ -201,7 +201,12 @@ private:
         set_role(fmt::format("worker {}", slot));
         // Workers never outlive the master: the kernel sends SIGKILL when it
         // dies. If it died before this line, nobody would send it, so look.
-        if (::prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || ::getppid() != master) ::_exit(1);
+        // _exit, not die(): a child must not run the master's atexit handlers.
+        if (::prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) {
+            log("prctl PR_SET_PDEATHSIG: {}", std::strerror(errno));
+            ::_exit(1);
+        }
+        if (::getppid() != master) ::_exit(1);  // the master is gone already: nobody to serve for
         SL_TRACE("started");
         if (pool_.debug_fail_start) ::_exit(3);  // test hook: fail before ever being ready
     }
@@ -214,6 +219,7 @@ private:
         if (side_ != nullptr) side_->retiring(slot);
         s.role = SlotView::retiring;
         update_places();  // before the signal: reuseport stops steering to its place first
+        board_.leaving(slot);
         ::kill(board_.slot(slot).pid, SIGTERM);
         s.kill_at_ms = monotonic_ms() + grace_s * 1000LL;
         ++board_.events().retirements;
@@ -317,7 +323,7 @@ private:
     // SIGQUIT: no grace. Workers get SIGKILL; requests in flight are lost.
     int quit_now() {
         log("SIGQUIT: stopping now");
-        for (pid_t pid : live_pids()) ::kill(pid, SIGKILL);
+        for (pid_t pid : board_.live_pids()) ::kill(pid, SIGKILL);
         shutdown_workers();
         return 0;
     }
@@ -328,8 +334,10 @@ private:
         if (side_ != nullptr)  // hand out nothing more (pass-fd: their channels close after what is queued)
             for (int i = 0; i < board_.size(); ++i)
                 if (board_.live(i)) side_->retiring(i);
+        for (int i = 0; i < board_.size(); ++i)
+            if (board_.live(i)) board_.leaving(i);
         stop_children(
-            pool_.graceful_timeout, [this] { return live_pids(); },
+            pool_.graceful_timeout, [this] { return board_.live_pids(); },
             [this](const ChildExit& e) {
                 int slot = board_.find(e.pid);
                 if (slot < 0) return;
@@ -340,13 +348,6 @@ private:
         print_worker_table(board_, reaped_usage_, target_);
         Totals t = board_.totals(options_.model);
         print_summary(options_.model, t.connections, t.requests);
-    }
-
-    std::vector<pid_t> live_pids() const {
-        std::vector<pid_t> pids;
-        for (int i = 0; i < board_.size(); ++i)
-            if (board_.live(i) && board_.slot(i).pid != 0) pids.push_back(board_.slot(i).pid);
-        return pids;
     }
 
     // Sleeps until a signal event, the doorbell (or, with pass-fd, a

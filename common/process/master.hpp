@@ -6,11 +6,15 @@
 // recycles workers after --max-requests, replaces workers stuck longer than
 // --request-timeout, restarts every worker on SIGHUP, and stops them all on
 // SIGINT/SIGTERM (gracefully) or SIGQUIT (at once). It serves no connection.
-// None of this loses a request that was accepted, with any accept strategy:
-// a worker is replaced only once its successor is ready, a leaving worker
-// finishes what it has, and the two strategies in which connections wait
-// somewhere of a worker's own (reuseport's listener, pass-fd's channel) keep
-// them for a successor or serve them before leaving (accept.hpp).
+// Replacing and retiring workers (HUP, TTOU, a shrinking pool, recycling)
+// loses no request that was accepted, with any accept strategy: a worker is
+// replaced only once its successor is ready, a leaving worker finishes what
+// it has, and the two strategies in which connections wait somewhere of a
+// worker's own (reuseport's listener, pass-fd's channel) keep them for a
+// successor or serve them before leaving (accept.hpp). What does lose
+// requests, on purpose: SIGQUIT (SIGKILL to every worker), --request-timeout
+// (a stuck worker is killed with its request), and a worker that crashes.
+// A graceful stop answers every request in flight.
 //
 // The lifecycle has the names the literature uses: spawn_worker,
 // worker_main, reap_children, retire_worker, shutdown_workers (nginx's

@@ -91,6 +91,7 @@ void Scoreboard::prepare(int i, int generation, int place, uint64_t max_requests
     w.place = place;
     w.max_requests = max_requests;
     w.replace_me = false;
+    w.leaving = false;
     w.counters.busy_since_ms = 0;
     w.counters.connections = 0;
     w.counters.requests = 0;
@@ -134,6 +135,13 @@ uint64_t Scoreboard::live_workers() const {
     uint64_t n = 0;
     for (int i = 0; i < size(); ++i) n += live(i);
     return n;
+}
+
+std::vector<pid_t> Scoreboard::live_pids() const {
+    std::vector<pid_t> pids;
+    for (int i = 0; i < size(); ++i)
+        if (live(i) && slots_[i].pid != 0) pids.push_back(slots_[i].pid);
+    return pids;
 }
 
 Totals Scoreboard::totals(std::string_view model) const {
@@ -180,10 +188,11 @@ Status Scoreboard::status(std::string_view model, std::string_view accept) const
         row.cpu_ms = cpu_ms(row.pid);
         WorkerState state = w.state.load(std::memory_order_relaxed);
         if (state == WorkerState::starting) row.state = 'S';
-        if (state == WorkerState::exiting) row.state = 'G';
         // 04's process has no connection of its own: '_' while a thread is free, 'W' when none is.
         if (threads() > 0 && (state == WorkerState::idle || state == WorkerState::busy))
             row.state = state == WorkerState::busy ? 'W' : '_';
+        // Asked to leave, it finishes what it has (the master knows before the worker does).
+        if (state == WorkerState::exiting || w.leaving.load(std::memory_order_relaxed)) row.state = 'G';
         size_t at = s.rows.size();
         s.rows.push_back(row);
         for (int t = 0; t < threads(); ++t) {

@@ -6,22 +6,27 @@
 // their own state and counters; the master keeps beside it only what
 // workers never need (master.cpp: when to respawn, when to SIGKILL).
 //
-// The rule that makes it safe without a lock: **one writer at a time per
-// slot, and ownership passes with fork() and wait()**.
+// The rule that makes it safe without a lock: **one writing process at a
+// time per field, and ownership passes with fork() and wait()**.
 //   - Before fork() the slot is the master's: it writes the generation, the
 //     place, the recycle limit, zeroed counters and the state `starting`.
 //   - From fork() until the master reaps the worker, the slot's state and
-//     counters are the worker's (and its threads', each in its own thread
-//     slot). The master writes only the pid, which the worker never writes.
+//     counters are the worker's. In 04 that process has M threads: each
+//     writes its own thread slot, and the worker slot's state and accept
+//     counts are written by whichever thread changes them (atomic stores and
+//     increments: a count is never lost, a state may be a moment stale). The
+//     master writes only the pid and `leaving`, which the worker never writes.
 //   - After wait() the slot is the master's again: it moves the counts into
 //     the retired totals and marks the slot empty.
-// Every field is a lock-free std::atomic: a reader is never torn, and a
-// process killed at any instruction cannot leave a lock held. A reader may
-// see counts a few increments old. One thing would still come out wrong:
-// a STATS summing the totals while the master retires a slot could count
-// that worker twice or not at all. So retiring is wrapped in a sequence
-// count, the Linux kernel's seqlock for one writer and many readers: readers
-// that overlap a retirement read again.
+// Every field that changes after the first fork is a lock-free std::atomic:
+// a reader is never torn, and a process killed at any instruction cannot
+// leave a lock held. (The header's plain fields, the sizes and the master's
+// pid, are written once before the first fork and only read after it.) A
+// reader may see counts a few increments old. One thing would still come
+// out wrong: a STATS summing the totals while the master retires a slot
+// could count that worker twice or not at all. So retiring is wrapped in a
+// sequence count, the Linux kernel's seqlock for one writer and many
+// readers: readers that overlap a retirement read again.
 #pragma once
 
 #include "accept/accept.hpp"
@@ -50,6 +55,7 @@ struct alignas(64) WorkerSlot {
     std::atomic<int64_t> started_ms{0};
     std::atomic<uint64_t> max_requests{0};  // ask to be replaced after this many requests (0: never)
     std::atomic<bool> replace_me{false};    // the worker asked for a successor (--max-requests)
+    std::atomic<bool> leaving{false};       // the master asked it to leave (SIGTERM sent): 'G'. Master only
     Counters counters;                      // connections = this worker's accepts
     AcceptStats accept;                     // counted by its accept strategy
 
@@ -117,6 +123,10 @@ public:
     /// Master, before fork(): slot `i` is ready for a worker of `generation`
     /// in `place`, which leaves after `max_requests` requests (0: never).
     void prepare(int i, int generation, int place, uint64_t max_requests);
+    /// Master: it has asked the worker in slot `i` to leave (HUP, TTOU, a
+    /// smaller pool, a stop). The worker may be in the middle of a request:
+    /// STATUS shows it as exiting ('G') from now on.
+    void leaving(int i) { slots_[i].leaving.store(true, std::memory_order_relaxed); }
     /// Master, after wait(): the worker in slot `i` was reaped. Its counts join
     /// the retired totals and the slot is marked empty; its pid and numbers
     /// stay readable until the slot is prepared again, for the stop table.
@@ -135,6 +145,8 @@ public:
     /// STATS for the whole server: retired counts plus every live slot's.
     Totals totals(std::string_view model) const;
     uint64_t live_workers() const;
+    /// The pids of the live workers that have one yet (forked): whom to signal.
+    std::vector<pid_t> live_pids() const;
 
     /// STATUS: a row per live worker, each followed by its threads' rows (04),
     /// with CPU time from /proc. `accept`: the strategy's name, or empty.

@@ -91,7 +91,7 @@ def test_workers_killed_every_200ms_under_load(start, bin_dir, model):
 
 # ---- signals around fork ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("model", ["fork_per_conn", "prefork", "prefork_threads"])
+@pytest.mark.parametrize("model", ["fork_per_conn", "prefork", "prefork_threads", "prefork_event_loop"])
 def test_children_signalled_right_after_fork_stop_alone(start, bin_dir, model):
     """SIGTERM to every child as soon as it exists, for 2 s, under load.
 
@@ -99,7 +99,7 @@ def test_children_signalled_right_after_fork_stop_alone(start, bin_dir, model):
     writes "stop" into the parent's pipe: the parent then wakes forever
     (02 spun at 100% CPU and stopped accepting). fork_child() blocks signals
     until the child is set up."""
-    server = start(model, *(["--workers", "2"] if model in POOLS else []))
+    server = start(model, *(["--workers", "2"] if model != "fork_per_conn" else []))
     load = Load(bin_dir, server.port, seconds=2.5)
     began, sent = time.monotonic(), 0
     while time.monotonic() - began < 2:
