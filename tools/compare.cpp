@@ -279,7 +279,10 @@ int main(int argc, char** argv) {
     fmt::print("{}", md.substr(0, md.find("## What each server printed")));
     fmt::print("compare: results in {}/ (results.md, results.csv, results.json)\n", dir.string());
 
-    if (!no_plot) {
+    // The charts draw the measured runs; a herd-only run has none (its table is the result).
+    const bool measured = std::any_of(report.runs.begin(), report.runs.end(),
+                                      [](const lg::Run& r) { return r.skipped.empty(); });
+    if (!no_plot && measured) {
         std::string plot = std::string(SERVERLAB_SOURCE_DIR) + "/tools/plot.py";
         if (std::system("/usr/bin/python3 -c 'import matplotlib' 2>/dev/null") == 0) {
             std::string cmd = fmt::format("/usr/bin/python3 '{}' '{}'", plot, dir.string());

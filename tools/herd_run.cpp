@@ -77,12 +77,13 @@ void idle_herd(const HerdOptions& o, HerdRow& r) {
     uint64_t kernel_before = kernel ? kernel->count() : 0;
     uint64_t switches_before = 0, switches_after = 0;
     for (pid_t p : pids) switches_before += voluntary_switches(p);
+    int not_asleep = 0;
     for (int i = 0; i < o.connections; ++i) {
         // Each connection finds every worker asleep in its wait, as the
         // experiment says: on a loaded machine the losers of the last one
         // may not have gone back to sleep yet, and a worker still runnable
         // needs no wakeup (the herd would be undercounted).
-        wait_all_sleeping(pids, 50);
+        if (!wait_all_sleeping(pids, 50)) ++not_asleep;
         if (ask(s.port(), "PING\n") != "PONG") ++r.errors;
     }
     for (pid_t p : pids) switches_after += voluntary_switches(p);
@@ -97,6 +98,9 @@ void idle_herd(const HerdOptions& o, HerdRow& r) {
     // window only in part; over hundreds of accepts that is noise.
     r.kernel_wakeups = kernel ? static_cast<double>(kernel_after - kernel_before) / r.accepts : r.switches;
     if (!kernel) r.kernel_note = "kernel wakeups: " + why_not + "; the column shows voluntary context switches";
+    if (not_asleep > 0)  // a busy machine: say so rather than print a smaller herd as if it were the truth
+        r.idle_note = fmt::format("{} of {} connections began with a worker still awake: the herd may be undercounted",
+                                  not_asleep, o.connections);
     std::vector<double> per = accepts_per_worker(s.stop());
     if (per.empty()) return;
     double mean = 0, var = 0;
@@ -157,13 +161,14 @@ std::string herd_json(const HerdOptions& o, const std::vector<HerdRow>& rows) {
         const HerdRow& r = rows[i];
         out += fmt::format("{}\n  {{\"model\": \"{}\", \"strategy\": \"{}\", \"accepts\": {}, \"wakeups_per_accept\": {:.3f}, "
                            "\"spurious_per_accept\": {:.3f}, \"switches_per_accept\": {:.3f}, \"kernel_wakeups_per_accept\": {}, "
-                           "\"kernel_note\": {}, \"spread_min\": {}, "
+                           "\"kernel_note\": {}, \"idle_note\": {}, \"spread_min\": {}, "
                            "\"spread_max\": {}, \"spread_cv\": {:.3f}, \"conn_per_s\": {:.0f}, \"ping_mean_ms\": {:.3f}, "
                            "\"ping_p99_ms\": {:.3f}, \"ping_max_ms\": {:.3f}, \"ping_stdev_ms\": {:.3f}, \"errors\": {}}}",
                            i ? "," : "", r.what.model, sl::accept_name(r.what.strategy), r.accepts, r.wakeups,
                            r.spurious, r.switches,
                            r.kernel_note.empty() ? fmt::format("{:.3f}", r.kernel_wakeups) : "null",
-                           r.kernel_note.empty() ? "null" : json_string(r.kernel_note), r.spread_min, r.spread_max, r.spread_cv, r.conn_per_s, r.ping_mean_ms, r.ping_p99_ms,
+                           r.kernel_note.empty() ? "null" : json_string(r.kernel_note),
+                           r.idle_note.empty() ? "null" : json_string(r.idle_note), r.spread_min, r.spread_max, r.spread_cv, r.conn_per_s, r.ping_mean_ms, r.ping_p99_ms,
                            r.ping_max_ms, r.ping_stdev_ms, r.errors);
     }
     return out + "\n]}";
@@ -174,7 +179,7 @@ std::string herd_table(const std::vector<HerdRow>& rows) {
         "| model · --accept | accepts | wakeups/accept | spurious/accept | ctx switches/accept | kernel wakeups/accept | "
         "spread min-max | spread CV | conn/s under load | PING mean ms | PING p99 | PING max | PING stdev | errors |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
-    std::string note;
+    std::string note, idle_notes;
     for (const HerdRow& r : rows) {
         out += fmt::format("| {} | {:.0f} | {:.2f} | {:.2f} | {:.2f} | {:.2f}{} | {:.0f}-{:.0f} | {:.2f} | {:.0f} | {:.2f} | "
                            "{:.2f} | {:.2f} | {:.2f} | {} |\n",
@@ -182,8 +187,10 @@ std::string herd_table(const std::vector<HerdRow>& rows) {
                            r.kernel_note.empty() ? "" : "*", r.spread_min, r.spread_max, r.spread_cv, r.conn_per_s,
                            r.ping_mean_ms, r.ping_p99_ms, r.ping_max_ms, r.ping_stdev_ms, r.errors);
         if (!r.kernel_note.empty()) note = r.kernel_note;
+        if (!r.idle_note.empty()) idle_notes += fmt::format("\n{}: {}", herd_label(r.what), r.idle_note);
     }
     if (!note.empty()) out += "\n* " + note + "\n";
+    if (!idle_notes.empty()) out += idle_notes + "\n";
     return out;
 }
 

@@ -33,6 +33,7 @@ struct HerdRow {
     // then says why.
     double kernel_wakeups = 0;
     std::string kernel_note;
+    std::string idle_note;  // the idle phase could not always wait for every worker to sleep (a busy machine)
     double spread_min = 0, spread_max = 0, spread_cv = 0;         // accepts per worker
     double conn_per_s = 0;
     double ping_mean_ms = 0, ping_p99_ms = 0, ping_max_ms = 0, ping_stdev_ms = 0;  // under load, among WORKs

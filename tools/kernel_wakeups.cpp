@@ -48,7 +48,8 @@ std::optional<uint64_t> tracepoint_id(std::string& why_not) {
 // is the inode of the initial namespace's /proc/PID/ns/pid.
 bool in_initial_pid_namespace() {
     struct stat st {};
-    return ::stat("/proc/self/ns/pid", &st) == 0 && st.st_ino == 0xEFFFFFFCU;
+    if (::stat("/proc/self/ns/pid", &st) != 0) return true;  // cannot tell (no /proc/self/ns): try
+    return st.st_ino == 0xEFFFFFFCU;
 }
 
 long perf_event_open(perf_event_attr* attr, pid_t pid, int cpu) {

@@ -2,10 +2,10 @@
 // counted at the scheduler's sched:sched_wakeup tracepoint (herd, compare's
 // herd scenario; docs/thundering-herd.md).
 //
-// The tracepoint fires in the context of the task doing the waking (the
-// softirq that queued the connection, another worker), not of the task
-// woken: a counter attached to a worker's pid would count the wakeups that
-// worker causes. So there is one counter per CPU for every task (pid -1),
+// The tracepoint never fires in the woken task's context: in the waker's
+// (the softirq that queued the connection, another worker), or, for a
+// wakeup handed to the woken task's CPU, in whatever runs there. A counter
+// attached to a worker's pid would count the wakeups that worker causes. So there is one counter per CPU for every task (pid -1),
 // each with a filter on the tracepoint's `pid` field, the woken task's.
 // A counter per CPU needs root, CAP_PERFMON, or kernel.perf_event_paranoid
 // <= 0 (perf_allow_cpu() in the kernel), and pids that the tracepoint names

@@ -40,6 +40,18 @@ std::string name_list(const Names<E>& names) {
     return out;
 }
 
+/// Accepts the words of `names`; anything else: "unknown value 'x': use a, b or c".
+template <class E>
+CLI::Validator enum_validator(const Names<E>& names, const std::string& what) {
+    return CLI::Validator(
+        [names](std::string& text) -> std::string {
+            for (const auto& [word, v] : names)
+                if (word == text) return {};
+            return "unknown value '" + text + "': use " + name_list(names);
+        },
+        what, "enum");
+}
+
 /// An option whose value is one of the words of `names`, stored as the enum
 /// when the command line is parsed (once: the program compares enums, never
 /// strings). An unknown word is refused with the list of words. With a
@@ -58,13 +70,7 @@ CLI::Option* add_enum_option(CLI::App& app, const std::string& flag, E& value, c
                     if (word == text) value = v;
             },
             help)
-        ->check(CLI::Validator(
-            [names](std::string& text) -> std::string {
-                for (const auto& [word, v] : names)
-                    if (word == text) return {};
-                return "unknown value '" + text + "': use " + name_list(names);
-            },
-            "WORD", "enum"))
+        ->check(enum_validator(names, "WORD"))
         ->default_str(current);
 }
 
@@ -86,13 +92,7 @@ CLI::Option* add_enum_option(CLI::App& app, const std::string& flag, std::vector
             },
             help)
         ->delimiter(',')
-        ->check(CLI::Validator(
-            [names](std::string& text) -> std::string {
-                for (const auto& [word, v] : names)
-                    if (word == text) return {};
-                return "unknown value '" + text + "': use " + name_list(names);
-            },
-            "WORD,...", "enum"))
+        ->check(enum_validator(names, "WORD,..."))
         ->default_str(current);
 }
 

@@ -13,4 +13,9 @@ namespace sl {
 /// Every `*_or_die` function ends here.
 [[noreturn]] void die(std::string_view what, int err = errno);
 
+/// The same message, then _exit(1): for a forked worker, or a process whose
+/// other threads are running, where exit()'s static destructors and atexit
+/// handlers (the master's, copied by fork) must not run.
+[[noreturn]] void die_now(std::string_view what, int err = errno);
+
 }  // namespace sl

@@ -21,7 +21,7 @@ WorkPool::WorkPool(EventLoop& loop, int threads) : loop_(loop) {
     try {
         for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
     } catch (const std::system_error& e) {  // EAGAIN: out of threads (RLIMIT_NPROC, threads-max)
-        die("pthread_create", e.code().value());
+        die_now("pthread_create", e.code().value());  // other pool threads may run: no exit() here
     }
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }

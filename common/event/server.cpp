@@ -234,6 +234,13 @@ private:
             // a timer set for the past would fire again at once, forever.
             if (executing_) deadline_ms_ = std::max(deadline_ms_, monotonic_ms() + idle_ms_);
             if (executing_ || monotonic_ms() < deadline_ms_) return arm_idle_timer();
+            if (server_.stopping_ && !out_.empty() && !grace_over_) {
+                // Its last answer is still going out to a slow reader: give it
+                // the idle timeout to take it (the blocking models' SO_SNDTIMEO).
+                grace_over_ = true;
+                deadline_ms_ = monotonic_ms() + idle_ms_;
+                return arm_idle_timer();
+            }
             if (server_.stopping_) return close("server stopping (no request within the grace)");
             out_ += session_.idle_goodbye();
             write_some();  // best effort: a client that does not read gets no goodbye
@@ -267,6 +274,7 @@ private:
     EventLoop::TimerId idle_timer_ = 0;
     EventLoop::TimerId sleep_timer_ = 0;
     bool executing_ = false;
+    bool grace_over_ = false;  // stopping: the grace is over, only the last answer's sending is waited for
     bool peer_done_ = false;
     bool closed_ = false;
 };
@@ -385,7 +393,11 @@ void EventServer::take(Fd conn, bool nonblocking) {
     Connection* raw = c.get();
     connections_.emplace(serial, std::move(c));
     ctx_.counters->open.store(connections_.size(), std::memory_order_relaxed);
-    if (!raw->start()) closed(raw);
+    if (!raw->start()) return closed(raw);
+    // Adopted after the stop began (a reuseport place that closed, drained
+    // by its leaving worker): the stop's rule applies to it too, or a client
+    // that keeps asking would keep this worker alive until its SIGKILL.
+    if (stopping_) raw->on_stop();
 }
 
 void EventServer::closed(Connection* c) {

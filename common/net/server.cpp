@@ -80,28 +80,36 @@ constexpr int64_t kStopGraceMs = 1000;
 // case too, but costs a third system call per request (poll, read, send),
 // measured at a third of the keep-alive throughput (docs/results.md).
 constexpr int kWakeMs = 1000;
+// During a stop's grace, so that it ends when it should, not up to a second late.
+constexpr int kGraceWakeMs = 50;
 
 // The connection loop. Returns why the connection ended, for the trace.
 const char* run_connection(int fd, Session& session, const ServerContext& ctx, uint64_t serial) {
     const int64_t idle_ms = int64_t{ctx.idle_timeout_s} * 1000;
     int64_t deadline = monotonic_ms() + idle_ms;
     bool answered_any = false;
+    bool grace_started = false;
     std::string in, out;
     char buf[16384];
     for (;;) {
         // Answer every complete request already received, one at a time.
         size_t used = 0;
         while (used < in.size()) {
-            // Stopping: this request is the connection's last (and says so, in HTTP).
-            if (stop_requested()) session.close_after_next_answer();
             // busy_since lets a master see a request that takes too long (--request-timeout).
             ctx.counters->busy_since_ms.store(monotonic_ms(), std::memory_order_relaxed);
             ctx.counters->set_activity(Activity::working);
-            Session::Step s = session.step(std::string_view(in).substr(used), out);
+            Session::Parsed p = session.parse(std::string_view(in).substr(used), out);
+            if (p.command) {
+                Answer a = execute(p.what, session.server());
+                // Stopping, before or while it ran (a SLEEP): this answer is
+                // the connection's last, and says so in HTTP.
+                if (stop_requested()) session.close_after_next_answer();
+                session.answer(a, out);
+            }
             ctx.counters->busy_since_ms.store(0, std::memory_order_relaxed);
-            if (s.consumed == 0) break;
-            used += s.consumed;
-            if (!s.answered) continue;
+            if (p.consumed == 0) break;
+            used += p.consumed;
+            if (!p.command && !p.answered) continue;  // a blank line
             answered_any = true;
             ctx.counters->requests.fetch_add(1, std::memory_order_relaxed);
             int64_t now = monotonic_ms();
@@ -123,9 +131,13 @@ const char* run_connection(int fd, Session& session, const ServerContext& ctx, u
             // once (as nginx does) races the request its client may be
             // sending right now: that request would be lost. One that comes
             // is answered as the last (HTTP: `Connection: close`).
-            if (stop_requested()) {
+            if (stop_requested() && !grace_started) {
+                grace_started = true;
                 session.close_after_next_answer();
                 deadline = std::min(deadline, monotonic_ms() + kStopGraceMs);
+                // Look at the clock more often than kWakeMs while the grace runs.
+                // (If it cannot be set, the grace just ends up to kWakeMs late.)
+                static_cast<void>(set_receive_wakeup(fd, kGraceWakeMs));
             }
             if (monotonic_ms() >= deadline) {
                 if (stop_requested()) return "server stopping (no request within the grace)";

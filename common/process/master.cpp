@@ -201,11 +201,8 @@ private:
         set_role(fmt::format("worker {}", slot));
         // Workers never outlive the master: the kernel sends SIGKILL when it
         // dies. If it died before this line, nobody would send it, so look.
-        // _exit, not die(): a child must not run the master's atexit handlers.
-        if (::prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) {
-            log("prctl PR_SET_PDEATHSIG: {}", std::strerror(errno));
-            ::_exit(1);
-        }
+        // die_now, not die(): a child must not run the master's atexit handlers.
+        if (::prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die_now("prctl PR_SET_PDEATHSIG");
         if (::getppid() != master) ::_exit(1);  // the master is gone already: nobody to serve for
         SL_TRACE("started");
         if (pool_.debug_fail_start) ::_exit(3);  // test hook: fail before ever being ready

@@ -116,7 +116,7 @@ private:
                 done_[static_cast<size_t>(index)] = true;
             });
         } catch (const std::system_error& e) {  // EAGAIN: out of threads (RLIMIT_NPROC, threads-max)
-            die("pthread_create", e.code().value());
+            die_now("pthread_create", e.code().value());  // other threads run: no exit() here
         }
     }
 

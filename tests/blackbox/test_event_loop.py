@@ -169,9 +169,13 @@ def test_graceful_stop_answers_what_is_in_flight_and_closes_the_idle(start):
     assert idle.ask("PING") == "PONG"
     busy.send("SLEEP 800\n")
     time.sleep(0.2)
+    stopped = time.monotonic()
     server.signal(signal.SIGTERM)
-    assert idle.closed_by_server(timeout=2), "a connection idle between requests is closed at once on a stop"
     assert busy.line() == "SLEPT 800", "the request in flight is answered"
+    assert idle.closed_by_server(timeout=3), "a connection idle between requests is closed after the stop's grace"
+    took = time.monotonic() - stopped
+    assert 0.8 < took < 2.0, (f"the idle keep-alive connection was closed {took:.2f} s after the stop: it should get "
+                              "one second's grace for a request already on its way, then be closed")
     assert server.wait(timeout=5) == 0
     assert "event_loop stopped: 2 connections, 2 requests" in server.stderr()
 

@@ -5,12 +5,13 @@ a small library placed in front of libc makes it fail, and each test checks
 that the failure is looked at: logged or refused, and never silently ignored.
 """
 import os
+import signal
 import subprocess
 import time
 
 import pytest
 
-from harness import Client, Server
+from harness import Client, Server, children_of
 
 
 def with_faults(bin_dir, faults):
@@ -68,5 +69,42 @@ def test_edge_triggered_an_aborted_connection_does_not_end_the_accept_drain(bin_
     try:
         with Client("127.0.0.1", server.port, timeout=2) as c:
             assert c.ask("PING") == "PONG", "the connection queued behind an aborted accept was never accepted"
+    finally:
+        server.kill()
+
+
+def holding_the_accept_lock(pids):
+    """The worker blocked in accept() (the others wait on the mutex, in futex)."""
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/wchan") as f:
+                where = f.read()
+        except OSError:
+            continue
+        if "accept" in where or "inet_csk" in where:
+            return pid
+    return None
+
+
+def test_a_lock_mutex_that_cannot_be_recovered_is_reported_not_ignored(bin_dir):
+    """--accept lock-mutex: a worker killed holding the robust mutex leaves it
+    to the next locker with EOWNERDEAD, which must make it consistent. If that
+    fails, the worker must stop with the call's name, not go on with a mutex
+    that every later lock would refuse."""
+    server = Server([bin_dir / "prefork", "--port", "0", "--workers", "2", "--accept", "lock-mutex"],
+                    env=with_faults(bin_dir, "pthread_mutex_consistent"))
+    try:
+        holder = None
+        deadline = time.monotonic() + 5
+        while holder is None and time.monotonic() < deadline:
+            holder = holding_the_accept_lock(children_of(server.pid))
+            time.sleep(0.05)
+        assert holder, "no worker was seen blocked in accept() holding the lock"
+        os.kill(holder, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while "pthread_mutex_consistent: Invalid argument" not in server.stderr() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "pthread_mutex_consistent: Invalid argument" in server.stderr(), (
+            "the mutex's recovery failed and nobody said so:\n" + server.stderr()[-1000:])
     finally:
         server.kill()

@@ -85,3 +85,68 @@ def test_a_rolling_restart_loses_no_request_of_keep_alive_http_clients(start, bi
         f"{model}: {report['errors']} of {report['sent']} keep-alive requests lost across 3 HUPs: "
         f"{report['failures']}")
     assert report["ok"] > 1000, f"only {report['ok']} requests answered in 2.5 s"
+
+
+def test_connections_a_leaving_reuseport_worker_adopts_are_told_too(start):
+    # 06 --accept reuseport: when a place closes (TTOU), its leaving worker
+    # adopts what is still queued in the place's socket. Those connections
+    # arrive after the stop began, and must get its rule too (one more
+    # answer, then closed); once they did not, and a client that kept asking
+    # kept the worker alive until the graceful timeout's SIGKILL.
+    server = start("prefork_event_loop", "--accept", "reuseport", "--workers", "2", "--graceful-timeout", "6",
+                   "--trace")
+    assert wait_until(lambda: len(children_of(server.pid)) == 2, 10)
+    busy = [server.connect(timeout=10) for _ in range(6)]  # WORK on the loops: new connections wait in the sockets
+    for c in busy:
+        c.send("WORK 300000000\n")
+    time.sleep(0.1)
+    queued = [server.connect(timeout=10) for _ in range(8)]
+    server.signal(signal.SIGTTOU)  # one place closes; its worker adopts what is queued there
+    began = time.monotonic()
+    ended = set()
+    # Every client keeps asking, until its connection ends or the leaving worker is gone.
+    while time.monotonic() - began < 8 and len(children_of(server.pid)) > 1:
+        for i, c in enumerate(queued):
+            if i in ended:
+                continue
+            try:
+                c.send("WHO\n")
+                c.line()
+            except OSError:
+                ended.add(i)
+        time.sleep(0.2)
+    left_after = time.monotonic() - began
+    for c in busy + queued:
+        c.close()
+    assert "killed by SIGKILL" not in server.stderr() and left_after < 5, (
+        f"the leaving worker stayed {left_after:.1f} s and had to be killed: "
+        "connections it adopted after its stop were served on and on\n" + server.stderr()[-1500:])
+
+
+@pytest.mark.parametrize("model", ["single_process", "prefork", "prefork_threads", "event_loop", "prefork_event_loop"])
+def test_the_answer_in_flight_at_a_stop_says_it_is_the_last(start, model):
+    # A stop that comes while a request runs: its answer says Connection:
+    # close (the client will send nothing more on it), and the server ends
+    # with it instead of waiting out the grace for a next request.
+    import socket
+    server = start(model, *(["--workers", "1"] if model.startswith("prefork") else []))
+    assert wait_until(lambda: model not in ("prefork", "prefork_threads", "prefork_event_loop")
+                      or len(children_of(server.pid)) >= 1, 10)
+    time.sleep(0.2)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as c:
+        c.sendall(b"GET /sleep?ms=800 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.2)
+        stopped = time.monotonic()
+        server.signal(signal.SIGTERM)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        assert b"SLEPT 800" in answer or b"200 OK" in answer, f"the request in flight was not answered: {answer!r}"
+        assert b"Connection: close" in answer, (
+            f"{model}: the answer sent during a stop does not say it is the last:\n{answer.decode(errors='replace')}")
+        assert server.wait(timeout=5) == 0
+        took = time.monotonic() - stopped
+    assert took < 1.3, f"{model}: the stop took {took:.2f} s after a 0.6 s answer: it waited out a grace"

@@ -12,10 +12,12 @@
 //   setsockopt:SO_SNDTIMEO   the same for SO_SNDTIMEO
 //   sigaction:SIGTERM        installing a handler for SIGTERM fails with EINVAL
 //   epoll_ctl                every epoll_ctl() fails with ENOMEM
+//   pthread_mutex_consistent  fails with EINVAL (a robust mutex that cannot be recovered)
 //   accept4                  accept4() fails with ECONNABORTED (as if the client had
 //                            reset in the backlog), leaving the queue as it is
 // With @N only the N-th matching call fails (counted per process), then none.
 #include <dlfcn.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -87,6 +89,11 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) {
         return -1;
     }
     return real<int (*)(int, int, int, struct epoll_event*)>("epoll_ctl")(epfd, op, fd, event);
+}
+
+int pthread_mutex_consistent(pthread_mutex_t* mutex) {
+    if (should_fail("pthread_mutex_consistent", nullptr)) return EINVAL;
+    return real<int (*)(pthread_mutex_t*)>("pthread_mutex_consistent")(mutex);
 }
 
 int accept4(int fd, struct sockaddr* addr, socklen_t* length, int flags) {
