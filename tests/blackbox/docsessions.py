@@ -44,6 +44,11 @@ MASKS = [
     (re.compile(r"\b\d+\.\d{3} s\b"), "N s"),                          # CPU seconds in summaries
     (re.compile(r"\b\d+\.\d{3}\b"), "N.NNN"),                          # CPU seconds in tables
     (re.compile(r"uptime_ms=\d+"), "uptime_ms=N"),
+    (re.compile(r'"(pid|tid|uptime_ms|cpu_ms)": \d+'), r'"\1": N'),  # /status.json
+    (re.compile(r"\bup \d+ s\b"), "up N s"),                        # ./lab top's header
+    (re.compile(r"\b\d{4}-\d\d-\d\d \d\d:\d\d\b"), "DATE"),            # compare's title
+    (re.compile(r"\b\d{8}-\d{6}\b"), "STAMP"),                          # results/<timestamp>/
+    (re.compile(r"(?<=\| )[\d.N]+(?= \|)"), "N"),                         # a number in a Markdown table
     (re.compile(r"cpu_ms=\d+"), "cpu_ms=N"),                          # STATUS
     (re.compile(r"^Date: .*$"), "Date: D"),
     (re.compile(r"127\.0\.0\.1:(?!8080\b)\d+"), "127.0.0.1:PORT"),   # a client's ephemeral port
@@ -63,7 +68,7 @@ class Session:
 
 def sessions(path):
     """Every ```console block of a Markdown file, as Session(path, line, [(command, [expected lines])])."""
-    found, lines = [], path.read_text().splitlines()
+    found, lines = [], path.read_text(encoding="utf-8").splitlines()
     i = 0
     while i < len(lines):
         if lines[i].strip() != "```console":

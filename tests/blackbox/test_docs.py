@@ -8,6 +8,7 @@ import os
 import pathlib
 import re
 import shutil
+import subprocess
 
 import pytest
 
@@ -21,7 +22,7 @@ LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 def prose(path):
     """The page's text outside fenced code blocks, line by line (number, text)."""
     fenced = False
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if line.lstrip().startswith("```"):
             fenced = not fenced
             continue
@@ -29,10 +30,20 @@ def prose(path):
             yield number, re.sub(r"`[^`]*`", "", line)  # inline code is not a link
 
 
+def headings(path):
+    """The page's headings outside fenced code blocks, inline code kept as text (GitHub slugs it too)."""
+    fenced = False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            yield line.replace("`", "")
+
+
 def anchors(path):
     """GitHub's anchors for the headings of a page: lower case, punctuation dropped, spaces to hyphens."""
     out, seen = set(), {}
-    for _, line in prose(path):
+    for line in headings(path):
         m = re.match(r"#+\s+(.*)", line)
         if not m:
             continue
@@ -59,7 +70,9 @@ def test_every_relative_link_and_image_resolves():
     assert not broken, "links that lead nowhere:\n" + "\n".join(broken)
 
 
-PAGES_WITH_SESSIONS = [page for page in PAGES if docsessions.sessions(page)]
+# docs/zh/ pages hold the same blocks as their English pages (test_translations.py): replayed once.
+PAGES_WITH_SESSIONS = [page for page in PAGES
+                       if docsessions.sessions(page) and ROOT / "docs" / "zh" not in page.parents]
 
 
 @pytest.mark.parametrize("page", PAGES_WITH_SESSIONS, ids=[str(p.relative_to(ROOT)) for p in PAGES_WITH_SESSIONS])
@@ -80,3 +93,31 @@ def test_terminal_sessions_on_the_page_are_what_the_programs_print(page, bin_dir
                     "\n".join(actual) + "\n\nwhere the page shows\n" + "\n".join(expected))
     finally:
         shell.close()
+
+
+DIAGRAMS = ROOT / "docs" / "diagrams"
+
+
+def test_every_diagram_is_well_formed_svg_and_drawn_from_a_committed_source():
+    import xml.etree.ElementTree as ET
+    problems = []
+    for svg in sorted(DIAGRAMS.glob("*.svg")):
+        try:
+            root = ET.parse(svg).getroot()
+        except ET.ParseError as e:
+            problems.append(f"{svg.name}: not well-formed XML ({e}): browsers and GitHub will not draw it")
+            continue
+        if not root.tag.endswith("svg"):
+            problems.append(f"{svg.name}: its root element is {root.tag}, not svg")
+        if "<script" in svg.read_text(encoding="utf-8") or "xlink:href=\"http" in svg.read_text(encoding="utf-8"):
+            problems.append(f"{svg.name}: fetches or runs something (the conventions: nothing external)")
+    for dot in sorted(DIAGRAMS.glob("*.dot")):
+        if not dot.with_suffix(".svg").exists():
+            problems.append(f"{dot.name}: no {dot.stem}.svg drawn from it (docs/diagrams/render.sh)")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.skipif(not shutil.which("dot"), reason="Graphviz's dot is not installed (apt-get install graphviz)")
+def test_each_dot_diagram_is_what_its_source_renders_to():
+    r = subprocess.run([DIAGRAMS / "render.sh", "--check"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"an SVG is out of date with its .dot source:\n{r.stdout}{r.stderr}"

@@ -1,7 +1,8 @@
 """The lab grader (./lab grade): it passes our models, grades the Python
 answer keys for the right reasons, is not fooled by a sequential server,
 explains failures (in words and in JSON), runs the student's command where
-the student is, and never leaves a process behind."""
+the student is, and never leaves a process behind; and docs/course.md's
+"Grading a class" gives, run as written, the CSV the page shows."""
 import functools
 import itertools
 import json
@@ -9,6 +10,7 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -16,11 +18,15 @@ import time
 
 import pytest
 
+from harness import Server
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GRADE = ROOT / "tests" / "labs" / "grade.py"
 SOLUTIONS = ROOT / "docs" / "labs" / "solutions"
+COURSE = ROOT / "docs" / "course.md"
 sys.path.insert(0, str(GRADE.parent))
 from labs import LABS  # noqa: E402
+from student import free_port  # noqa: E402
 
 # Which labs each C++ model must pass, and the arguments it needs.
 MODEL_LABS = {
@@ -159,6 +165,73 @@ EAGER_SEQUENTIAL = """
         serve(waiting.popleft())
     """
 
+# A pool that serves one connection at a time: 3 workers forked before any
+# client, each holding an exclusive lock from accept() to the end of the
+# connection. The lock is flock() on a file each worker opens itself (a flock
+# belongs to an open file, so one file opened before fork would be shared
+# and exclude no one). Several processes, the concurrency of lab 1.
+LOCKED_POOL = """
+    import fcntl
+    lock_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pool.lock")
+    workers = []
+    for _ in range(3):
+        pid = os.fork()
+        if pid == 0:
+            lock = open(lock_path, "w")
+            while True:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # the whole pool waits while one connection is served
+                serve(sock.accept()[0])
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        workers.append(pid)
+
+    def stop(*_):
+        for pid in workers:
+            os.kill(pid, signal.SIGTERM)
+        exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    while True:
+        signal.pause()
+    """
+
+
+def sequential_server(tmp_path, kind):
+    """The script of a server that serves one connection at a time, by `kind`."""
+    if kind == "iterative":
+        return SOLUTIONS / "iterative.py"
+    return write_server(tmp_path, {"eager": EAGER_SEQUENTIAL, "locked_pool": LOCKED_POOL}[kind])
+
+
+def assert_connects_at_once_but_answers_late(script, clients=5, ms=200):
+    """The trap of a tester that only connects, shown on `script`: `clients`
+    connect()s complete at once (the kernel queues the connections in the
+    backlog, served or not), but their SLEEP ms are answered one after another."""
+    with Server([sys.executable, script, "--port", free_port()]) as server:
+        began = time.monotonic()
+        conns = []
+        try:
+            for _ in range(clients):
+                conns.append(server.connect(timeout=10))
+            connected_s = time.monotonic() - began
+            for c in conns:
+                c.send(f"SLEEP {ms}\nQUIT\n")  # QUIT: a sequential server goes on to the next connection
+            sent = time.monotonic()
+            answered_s = []
+            for c in conns:
+                got = c.line()
+                assert got == f"SLEPT {ms}", f"SLEEP {ms} was answered {got!r}"
+                answered_s.append(time.monotonic() - sent)
+        finally:
+            for c in conns:
+                c.close()
+    assert connected_s < 1.0, (f"{clients} connect()s to {script.name} took {connected_s:.2f} s: the backlog "
+                               f"should take them at once, served or not")
+    serial_s = clients * ms / 1000
+    assert answered_s[-1] > 0.9 * serial_s, (
+        f"{clients} SLEEP {ms} were all answered after {answered_s[-1]:.2f} s: {script.name} served them at "
+        f"the same time (one after another takes {serial_s:.1f} s), so it is no sequential server")
+
+
 # The concurrency-type contracts of each lab, and the words their failure must say.
 CONCURRENCY_CONTRACTS = {
     "fork": {"concurrency": "connections are not served concurrently"},
@@ -171,20 +244,31 @@ CONCURRENCY_CONTRACTS = {
 
 
 @pytest.mark.parametrize("lab", CONCURRENCY_CONTRACTS)
-@pytest.mark.parametrize("sequential", ["iterative", "eager"])
+@pytest.mark.parametrize("sequential", ["iterative", "eager", "locked_pool"])
 def test_a_sequential_server_fails_every_concurrency_contract(tmp_path, sequential, lab):
     # A known false pass of other testers: connect() succeeds as soon as the
     # kernel has queued the connection (the backlog), whether or not the
     # server will serve it. The contracts measure answers, so a server that
     # serves one connection at a time fails each of them, saying why.
-    script = SOLUTIONS / "iterative.py" if sequential == "iterative" else write_server(tmp_path, EAGER_SEQUENTIAL)
-    wanted = CONCURRENCY_CONTRACTS[lab]
-    rc, verdict, err = grade_json(lab, sys.executable, script, "--port", "{port}", options=["--only", ",".join(wanted)])
+    script = sequential_server(tmp_path, sequential)
+    assert_connects_at_once_but_answers_late(script)  # the trap is there: connects succeed, answers come late
+    wanted, passing = dict(CONCURRENCY_CONTRACTS[lab]), set()
+    if sequential == "locked_pool":
+        # burst_served_by_many asks for every client answered and more than one worker holding connections,
+        # not for answers at the same time: a pool taking turns may pass it, one connection after another.
+        wanted.pop("burst_served_by_many", None)
+        if lab != "fork":
+            passing = {"fixed_pool"}  # it is a pool: it fails for serving one at a time, not for the lack of one
+    rc, verdict, err = grade_json(lab, sys.executable, script, "--port", "{port}",
+                                  options=["--only", ",".join([*wanted, *passing])])
     got = outcomes(verdict)
-    assert rc == 1 and sorted(got) == sorted(wanted), f"lab {lab} should fail {sorted(wanted)}:\n{verdict}\n{err}"
+    assert rc == 1 and sorted(got) == sorted([*wanted, *passing]), \
+        f"lab {lab} should fail {sorted(wanted)} and pass {sorted(passing)}:\n{verdict}\n{err}"
     for name, words in wanted.items():
         assert got[name]["outcome"] == "failed" and words in got[name]["measured"], \
             f"a {sequential} sequential server should fail {name} of lab {lab} with {words!r}; got {got[name]}"
+    for name in passing:
+        assert got[name]["outcome"] == "passed", f"the {sequential} server should pass {name}: {got[name]}"
 
 
 def test_json_verdict_has_every_contract_and_the_same_exit_status(tmp_path):
@@ -282,3 +366,126 @@ def test_a_loop_without_backpressure_fails_the_backpressure_contract(tmp_path):
                                   options=["--only", "backpressure_for_a_client_that_never_reads"])
     got = outcomes(verdict)["backpressure_for_a_client_that_never_reads"]
     assert rc == 1 and got["outcome"] == "failed" and "Without a limit" in got["measured"], (verdict, err)
+
+
+# ---- docs/course.md ---------------------------------------------------------------------------
+
+def course_section(heading):
+    """The text of docs/course.md under `## heading`, up to the next `## `."""
+    text = COURSE.read_text()
+    assert f"\n## {heading}\n" in text, f"docs/course.md has no section '## {heading}'"
+    return text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def fenced_blocks(text):
+    """[(info string, body)] of the ``` blocks of a markdown text, in order."""
+    blocks, info, body = [], None, []
+    for line in text.splitlines():
+        if line.startswith("```"):
+            if info is None:
+                info, body = line[3:].strip(), []
+            else:
+                blocks.append((info, "".join(f"{b}\n" for b in body)))
+                info = None
+        elif info is not None:
+            body.append(line)
+    return blocks
+
+
+def test_course_says_which_earlier_contracts_each_lab_keeps():
+    # The paragraph after the sessions' table, claim by claim, against the markers of test_contracts.py.
+    prose = " ".join(course_section("The sessions").split())
+    for claim in ("Every lab checks `protocol_answers`, `protocol_pipelining_and_errors`, `survives_rude_clients` "
+                  "and `clean_sigterm`", "labs 2 to 4 keep every contract of the labs before them",
+                  "the contracts new in labs 4, 5 and 6 are checked in their own lab only",
+                  "`threads` leaves out `no_zombies`", "`supervision` leaves out `concurrency` and `no_fd_leak`",
+                  "keeps only `concurrency` and `no_fd_leak` besides those four"):
+        assert claim in prose, f"docs/course.md no longer says {claim!r}: update this test with the page"
+    by_lab, names = contracts_by_lab(), [name for name, _, _ in LABS]
+    earlier = {lab: set().union(*(by_lab[n] for n in names[:i])) for i, lab in enumerate(names)}
+    new = {lab: by_lab[lab] - earlier[lab] for lab in names}
+    left_out = {lab: earlier[lab] - by_lab[lab] for lab in names}
+    four = {"protocol_answers", "protocol_pipelining_and_errors", "survives_rude_clients", "clean_sigterm"}
+    assert all(four <= by_lab[lab] for lab in names), by_lab
+    assert not left_out["fork"] | left_out["prefork"] | left_out["herd"], left_out
+    for lab in ("herd", "threads", "supervision"):
+        elsewhere = {name for name in new[lab] if any(name in by_lab[other] for other in names if other != lab)}
+        assert not elsewhere, f"{sorted(elsewhere)}, new in lab {lab}, is checked in other labs too"
+    assert left_out["threads"] - new["herd"] == {"no_zombies"}, left_out["threads"]
+    assert left_out["supervision"] - new["herd"] - new["threads"] == {"concurrency", "no_fd_leak"}, \
+        left_out["supervision"]
+    assert by_lab["event"] & earlier["event"] == four | {"concurrency", "no_fd_leak"}, by_lab["event"]
+
+
+# The class of "Grading a class": each student's files and `command`, as the page describes them.
+CLASS = {
+    "alice": ({"iterative.py": SOLUTIONS / "iterative.py", "protocol.py": SOLUTIONS / "protocol.py"},
+              "python3 iterative.py --port {port}"),
+    "bob": ({"fork_per_conn.py": SOLUTIONS / "fork_per_conn.py", "protocol.py": SOLUTIONS / "protocol.py"},
+            "python3 fork_per_conn.py --port {port}"),
+    "carol": ({"server.py": ROOT / "tests" / "labs" / "carol_ping_only.py"}, "python3 server.py {port}"),
+}
+
+
+def processes_with_env(entry):
+    """Pids whose environment holds `entry` (NAME=value): whatever a shell started, however deep."""
+    found = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/environ", "rb") as f:
+                    if entry.encode() in f.read().split(b"\0"):
+                        found.append(int(p))
+            except OSError:
+                pass
+    return found
+
+
+def kill_processes_with_env(entry):
+    for _ in range(50):
+        pids = processes_with_env(entry)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+
+
+def test_grading_a_class_as_the_course_page_says_gives_the_pages_csv(tmp_path):
+    # docs/course.md's two blocks, run as they are on the page, on a class of three for lab 1.
+    # About 15 s: alice and bob pass in about 3 s each, carol's clean_sigterm waits its 5 s.
+    section = course_section("Grading a class")
+    blocks = fenced_blocks(section)
+    loops = [body for info, body in blocks if info == "sh" and "for dir in submissions/" in body]
+    scripts = [body for info, body in blocks if info == "sh" and "csv.writer" in body]
+    tables = [body for info, body in blocks if body.startswith("student,passed,")]
+    assert len(loops) == len(scripts) == len(tables) == 1, \
+        f"'Grading a class' should hold one grading loop, one CSV script and one CSV; it holds {blocks}"
+    assert "lab=single" in loops[0] and "lab=single" in scripts[0], "the page's example grades lab 1 (single)"
+    for student, (_, command) in CLASS.items():
+        if student != "bob":  # the page spells alice's and carol's command
+            assert f"`{command}`" in section, f"docs/course.md should say {student}'s command is {command!r}"
+        place = tmp_path / "submissions" / student / "single"
+        place.mkdir(parents=True)
+        for name, source in CLASS[student][0].items():
+            shutil.copy(source, place / name)
+        (place / "command").write_text(command + "\n")
+    marker = f"SERVERLAB_COURSE_TEST={os.getpid()}-{time.monotonic_ns()}"
+    env = dict(os.environ, SERVERLAB=str(ROOT), **dict([marker.split("=", 1)]))
+    try:
+        loop = subprocess.run(["bash", "-c", loops[0]], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=240)
+        script = subprocess.run(["bash", "-c", scripts[0]], cwd=tmp_path, env=env, capture_output=True,
+                                text=True, timeout=60)
+    finally:
+        kill_processes_with_env(marker)  # the grader and the servers, even when a block timed out
+    verdicts = {p.stem: p.read_text() for p in sorted((tmp_path / "verdicts" / "single").glob("*.json"))}
+    said = f"the loop printed:\n{loop.stdout}{loop.stderr}\nthe verdicts: {verdicts}"
+    assert loop.stdout.splitlines() == ["alice: exit status 0", "bob: exit status 0", "carol: exit status 1"], said
+    assert script.returncode == 0, f"the CSV script failed:\n{script.stderr}"
+    csv = (tmp_path / "single.csv").read_text().splitlines()
+    assert csv == tables[0].splitlines(), (f"docs/course.md shows this single.csv:\n{tables[0]}\nthe page's blocks "
+                                          f"wrote:\n" + "\n".join(csv) + f"\n{said}")

@@ -1,0 +1,137 @@
+"""The Chinese course (docs/zh/) stays the translation of the English one.
+
+Every English page under docs/ has a page of the same name under docs/zh/.
+The Chinese page's first line says which version of the English page it
+translates:
+
+    <!-- source: docs/03-prefork.md sha256:0123456789abcdef -->
+
+(the first 16 hex digits of the English file's SHA-256). When the English
+page changes, the test names the Chinese pages to bring up to date and the
+command that shows what changed; once the translation carries the change,
+`tools/zh_source.py PAGE` writes the new line. The fenced code blocks
+(commands, program output, code) are the same on both pages, in the same
+order: the programs speak English, and a reader copies commands from either.
+Each page links the other.
+
+Not mirrored: docs/results/*/results.md, which compare wrote (program
+output, like the tables it holds), and the glossary, which only the Chinese
+course has.
+"""
+import hashlib
+import pathlib
+import re
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+ZH = DOCS / "zh"
+SOURCE = re.compile(r"<!-- source: (\S+) sha256:([0-9a-f]{16}) -->")
+ZH_ONLY = {ZH / "glossary.md"}
+
+
+def english_pages():
+    return sorted(p for p in DOCS.rglob("*.md")
+                  if ZH not in p.parents and DOCS / "results" not in p.parents)
+
+
+def chinese_page(english):
+    return ZH / english.relative_to(DOCS)
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def fenced_blocks(path):
+    """The page's fenced code blocks, each as its lines (fence lines included)."""
+    blocks, current = [], None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.lstrip().startswith("```"):
+            if current is None:
+                current = [line]
+            else:
+                current.append(line)
+                blocks.append(current)
+                current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def rel(path):
+    return str(path.relative_to(ROOT))
+
+
+def test_every_english_page_has_its_chinese_page():
+    missing = [rel(chinese_page(p)) for p in english_pages() if not chinese_page(p).exists()]
+    assert not missing, "English pages without their Chinese page:\n" + "\n".join(missing)
+
+
+def test_no_chinese_page_without_an_english_one():
+    strays = [rel(p) for p in ZH.rglob("*.md")
+              if p not in ZH_ONLY and not (DOCS / p.relative_to(ZH)).exists()]
+    assert not strays, "Chinese pages whose English page is gone (rename or delete them too):\n" + "\n".join(strays)
+
+
+def test_each_chinese_page_translates_the_current_english_page():
+    stale = []
+    for english in english_pages():
+        zh = chinese_page(english)
+        if not zh.exists():
+            continue  # reported by the test above
+        first = zh.read_text(encoding="utf-8").splitlines()[0] if zh.read_text(encoding="utf-8") else ""
+        m = SOURCE.fullmatch(first)
+        if not m or m.group(1) != rel(english):
+            stale.append(f"{rel(zh)}: its first line must be <!-- source: {rel(english)} sha256:... -->")
+        elif m.group(2) != digest(english):
+            stale.append(f"{rel(zh)}: translates {rel(english)} as it was at sha256:{m.group(2)}, "
+                         f"which has changed since (now {digest(english)}); to see how: "
+                         f"git log -p -- {rel(english)}")
+    assert not stale, ("Chinese pages behind their English page (carry the change over, then run "
+                       "tools/zh_source.py on them):\n" + "\n".join(stale))
+
+
+def test_code_blocks_are_the_same_on_both_pages():
+    differ = []
+    for english in english_pages():
+        zh = chinese_page(english)
+        if not zh.exists():
+            continue
+        en_blocks, zh_blocks = fenced_blocks(english), fenced_blocks(zh)
+        if len(en_blocks) != len(zh_blocks):
+            differ.append(f"{rel(zh)}: {len(zh_blocks)} code blocks, {rel(english)} has {len(en_blocks)}")
+            continue
+        for n, (a, b) in enumerate(zip(en_blocks, zh_blocks), 1):
+            if a != b:
+                first = next(i for i, (x, y) in enumerate(zip(a + [""], b + [""])) if x != y)
+                differ.append(f"{rel(zh)}: code block {n} differs from {rel(english)}'s at its line {first + 1}: "
+                              f"{(b + [''])[first]!r} where English has {(a + [''])[first]!r}")
+    assert not differ, "code blocks must be identical (commands and output stay English):\n" + "\n".join(differ)
+
+
+def links(path):
+    return re.findall(r"\]\(([^)\s#]+)", path.read_text(encoding="utf-8"))
+
+
+def test_each_page_links_its_translation():
+    one_way = []
+    for english in english_pages():
+        zh = chinese_page(english)
+        if not zh.exists():
+            continue
+        if not any((english.parent / t).resolve() == zh for t in links(english)):
+            one_way.append(f"{rel(english)} does not link {rel(zh)}")
+        if not any((zh.parent / t).resolve() == english for t in links(zh)):
+            one_way.append(f"{rel(zh)} does not link {rel(english)}")
+    readme = ROOT / "README.md"
+    if not any((ROOT / t).resolve() == ZH / "README.md" for t in links(readme)):
+        one_way.append("README.md does not link docs/zh/README.md")
+    assert not one_way, "pages that do not link their other-language page:\n" + "\n".join(one_way)
+
+
+def test_the_glossary_explains_the_terms_and_says_where():
+    text = (ZH / "glossary.md").read_text(encoding="utf-8")
+    for term in ["惊群", "预派生", "句柄传递", "全连接队列", "水平触发", "边缘触发", "记分板", "滚动重启"]:
+        assert term in text, f"the glossary lacks {term}"
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "](" in line]
+    assert len(rows) >= 20, f"the glossary has {len(rows)} terms with a link to where they are explained; expected 20 or more"
