@@ -83,13 +83,13 @@ public:
         if (!closed_) progress();
     }
 
-    // A stop: the next answer is this connection's last (HTTP: `Connection:
-    // close`). One whose request is executing closes after that answer; one
-    // waiting for a request (just accepted, half a request, or idle between
-    // two) gets a short grace for it: closing an idle keep-alive connection
-    // at once would race the request its client may be sending right now.
+    // A stop: the next answer is this connection's last (Session::answer
+    // sees the view stopping; HTTP: `Connection: close`). One whose request
+    // is executing closes after that answer; one waiting for a request (just
+    // accepted, half a request, or idle between two) gets a short grace for
+    // it: closing an idle keep-alive connection at once would race the
+    // request its client may be sending right now.
     void on_stop() {
-        session_.close_after_next_answer();
         if (executing_) return;
         deadline_ms_ = std::min(deadline_ms_, monotonic_ms() + kStopGraceMs);
         if (idle_timer_) loop_.cancel(idle_timer_), idle_timer_ = 0;

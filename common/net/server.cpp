@@ -42,6 +42,10 @@ Identity ConnectionView::identity() const {
     return {ctx_->model, ::getpid(), ::getppid(), static_cast<pid_t>(::syscall(SYS_gettid)), ctx_->worker, serial_};
 }
 
+bool ConnectionView::stopping() const {
+    return stop_requested();
+}
+
 Status ConnectionView::status() const {
     if (ctx_->status) return ctx_->status();
     Status s{ctx_->model, {}, ::getpid(), ctx_->totals(), {}};
@@ -98,18 +102,13 @@ const char* run_connection(int fd, Session& session, const ServerContext& ctx, u
             // busy_since lets a master see a request that takes too long (--request-timeout).
             ctx.counters->busy_since_ms.store(monotonic_ms(), std::memory_order_relaxed);
             ctx.counters->set_activity(Activity::working);
-            Session::Parsed p = session.parse(std::string_view(in).substr(used), out);
-            if (p.command) {
-                Answer a = execute(p.what, session.server());
-                // Stopping, before or while it ran (a SLEEP): this answer is
-                // the connection's last, and says so in HTTP.
-                if (stop_requested()) session.close_after_next_answer();
-                session.answer(a, out);
-            }
+            // Stopping, before or while it runs (a SLEEP): its answer is the
+            // connection's last, and says so in HTTP (ConnectionView::stopping).
+            Session::Step s = session.step(std::string_view(in).substr(used), out);
             ctx.counters->busy_since_ms.store(0, std::memory_order_relaxed);
-            if (p.consumed == 0) break;
-            used += p.consumed;
-            if (!p.command && !p.answered) continue;  // a blank line
+            if (s.consumed == 0) break;
+            used += s.consumed;
+            if (!s.answered) continue;
             answered_any = true;
             ctx.counters->requests.fetch_add(1, std::memory_order_relaxed);
             int64_t now = monotonic_ms();
@@ -133,7 +132,6 @@ const char* run_connection(int fd, Session& session, const ServerContext& ctx, u
             // is answered as the last (HTTP: `Connection: close`).
             if (stop_requested() && !grace_started) {
                 grace_started = true;
-                session.close_after_next_answer();
                 deadline = std::min(deadline, monotonic_ms() + kStopGraceMs);
                 // Look at the clock more often than kWakeMs while the grace runs.
                 // (If it cannot be set, the grace just ends up to kWakeMs late.)

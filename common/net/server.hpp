@@ -34,6 +34,7 @@ public:
     Totals totals() const override { return ctx_->totals(); }
     Status status() const override;
     bool debug_commands() const override { return ctx_->debug_commands; }
+    bool stopping() const override;  // stop_requested(): this process was told to stop
 
 private:
     const ServerContext* ctx_;

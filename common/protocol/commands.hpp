@@ -65,6 +65,9 @@ public:
     virtual Status status() const = 0;
     /// CRASH is a test hook, refused unless the server was started with --debug-commands.
     virtual bool debug_commands() const { return false; }
+    /// A graceful stop has begun: every answer from now on is its
+    /// connection's last (Session::answer says so in HTTP).
+    virtual bool stopping() const { return false; }
 };
 
 struct Answer {

@@ -79,7 +79,7 @@ Session::Parsed Session::parse_http(std::string_view input, std::string& out) {
 void Session::answer(const Answer& answer, std::string& out) {
     if (framing_ == Framing::http) {
         std::string body = answer.line + "\n";
-        const bool close = !pending_.keep_alive || last_answer_due_;
+        const bool close = !pending_.keep_alive || server_.stopping();
         append_response(out, {200, body, pending_.head, close, pending_.echo_keep_alive && !close,
                                answer.content_type});
         closing_ = close;
@@ -88,7 +88,7 @@ void Session::answer(const Answer& answer, std::string& out) {
     }
     out += answer.line;
     out += '\n';
-    closing_ = answer.close || last_answer_due_;
+    closing_ = answer.close || server_.stopping();
     if (tracing()) note(pending_.text, std::string_view(answer.line).substr(0, answer.line.find('\n')));
 }
 

@@ -39,6 +39,10 @@ public:
 
     /// Appends the answer to the command parse() returned, framed as the
     /// request was (text line, or HTTP response with its keep-alive rule).
+    /// Once the server is stopping() the answer is the connection's last:
+    /// in HTTP it says `Connection: close`, so the client sends nothing more
+    /// on it (closing a keep-alive connection without saying so would race
+    /// the client's next request); in text the connection closes after it.
     void answer(const Answer& answer, std::string& out);
 
     struct Step {
@@ -50,12 +54,6 @@ public:
     /// of `input`, answered into `out`. Call again with the rest of the input
     /// until consumed is 0. Once closing() is true, send `out` and close.
     Step step(std::string_view input, std::string& out);
-
-    /// A graceful stop: the next answer is this connection's last. In HTTP
-    /// it says `Connection: close`, so the client sends nothing more on it
-    /// (a server that closed a keep-alive connection without saying so would
-    /// race the client's next request); in text the connection closes after it.
-    void close_after_next_answer() { last_answer_due_ = true; }
 
     bool closing() const { return closing_; }
     Framing framing() const { return framing_; }
@@ -78,7 +76,6 @@ private:
     const ServerView& server_;
     Framing framing_ = Framing::unknown;
     bool closing_ = false;
-    bool last_answer_due_ = false;  // close_after_next_answer()
     // The request being answered, between parse() and answer().
     struct Pending {
         std::string text;  // the text line, or "METHOD TARGET" (for --trace)

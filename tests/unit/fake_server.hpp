@@ -4,6 +4,8 @@
 #include "protocol/commands.hpp"
 
 struct FakeServer : sl::ServerView {
+    bool stop = false;  // a graceful stop has begun
+    bool stopping() const override { return stop; }
     sl::Identity identity() const override { return {"fake", 10, 1, 11, -1, 7}; }
     sl::Totals totals() const override { return {"fake", 2, 3, 4, 5}; }
     // Two workers: one waiting in accept, one executing with a connection open.

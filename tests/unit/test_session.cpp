@@ -171,7 +171,7 @@ TEST(Session, AfterAStopTheNextHttpAnswerSaysConnectionCloseAndIsTheLast) {
     EXPECT_EQ(out.find("Connection: close"), std::string::npos) << "HTTP/1.1 keeps the connection by default";
     EXPECT_FALSE(session.closing());
     out.clear();
-    session.close_after_next_answer();  // a graceful stop began
+    server.stop = true;  // a graceful stop began
     EXPECT_FALSE(session.closing()) << "a stop must not close before the next answer";
     session.step(request, out);
     EXPECT_NE(out.find("Connection: close\r\n"), std::string::npos)
@@ -183,7 +183,7 @@ TEST(Session, AfterAStopTheNextTextAnswerIsTheLast) {
     FakeServer server;
     sl::Session session(server);
     std::string out;
-    session.close_after_next_answer();
+    server.stop = true;
     auto s = session.step("PING\nPING\n", out);
     EXPECT_EQ(out, "PONG\n");
     EXPECT_EQ(s.consumed, 5u) << "one request, the last";
