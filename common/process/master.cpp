@@ -199,6 +199,11 @@ private:
 
     void become_worker(int slot, pid_t master) {
         set_role(fmt::format("worker {}", slot));
+        // The master writes this pid too, once fork() returns to it; whichever
+        // of the two runs first, the table never shows a running worker as pid 0.
+        // (The same value from both: no conflict. Found by a STATUS that landed
+        // between the fork and the master's store, on a loaded machine.)
+        board_.slot(slot).pid = ::getpid();
         // Workers never outlive the master: the kernel sends SIGKILL when it
         // dies. If it died before this line, nobody would send it, so look.
         // die_now, not die(): a child must not run the master's atexit handlers.

@@ -86,7 +86,7 @@ bool Scoreboard::recycle_due(int i) const {
 
 void Scoreboard::prepare(int i, int generation, int place, uint64_t max_requests) {
     WorkerSlot& w = slots_[i];
-    w.pid = 0;  // the master writes the new one after fork()
+    w.pid = 0;  // the new worker and the master both write it once fork() returns
     w.generation = generation;
     w.place = place;
     w.max_requests = max_requests;

@@ -15,7 +15,8 @@
 //     writes its own thread slot, and the worker slot's state and accept
 //     counts are written by whichever thread changes them (atomic stores and
 //     increments: a count is never lost, a state may be a moment stale). The
-//     master writes only the pid and `leaving`, which the worker never writes.
+//     master writes only the pid and `leaving`. (The new worker also stores
+//     its own pid, the same value, as it starts: see become_worker.)
 //   - After wait() the slot is the master's again: it moves the counts into
 //     the retired totals and marks the slot empty.
 // Every field that changes after the first fork is a lock-free std::atomic:
@@ -48,7 +49,7 @@ std::string_view state_name(WorkerState state);
 /// One worker's line. 128 bytes (two cache lines) with alignas(64), so that
 /// one worker's counter updates never share a cache line with another's.
 struct alignas(64) WorkerSlot {
-    std::atomic<pid_t> pid{0};  // its worker, or its last one (state empty); 0: none yet. Master only
+    std::atomic<pid_t> pid{0};  // its worker, or its last one (state empty); 0: none yet
     std::atomic<WorkerState> state{WorkerState::empty};
     std::atomic<int> generation{0};  // rolling restarts (HUP) so far when it was forked
     std::atomic<int> place{0};       // its place in the pool, which a successor inherits (accept.hpp)

@@ -90,8 +90,8 @@ def test_prefork_page_is_html_that_refreshes_itself(start):
     assert content_type.startswith("text/html"), content_type
     assert '<meta http-equiv="refresh"' in page, "the page must reload itself"
     assert "<script" not in page and "src=" not in page and "<link" not in page, "the page fetches nothing"
-    # A child is in /proc a moment before the master has written its pid
-    # into its slot (after fork returns): look until every worker has its row.
+    # A child is in /proc a moment before its pid is in its slot (the child
+    # and the master both write it, just after fork): look until every worker has its row.
     def rows_for_every_worker():
         _, page = get(server, "/status")
         missing = [pid for pid in children_of(server.pid) if f"<td>{pid}</td>" not in page]

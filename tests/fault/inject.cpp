@@ -15,8 +15,13 @@
 //   pthread_mutex_consistent  fails with EINVAL (a robust mutex that cannot be recovered)
 //   accept4                  accept4() fails with ECONNABORTED (as if the client had
 //                            reset in the backlog), leaving the queue as it is
+//   fork:slow-parent         fork() works, but returns in the parent only after 1.5 s
+//                            (a scheduler that runs the child first and keeps the
+//                            parent waiting: what a loaded machine may do)
 // With @N only the N-th matching call fails (counted per process), then none.
 #include <dlfcn.h>
+#include <time.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -102,6 +107,16 @@ int accept4(int fd, struct sockaddr* addr, socklen_t* length, int flags) {
         return -1;
     }
     return real<int (*)(int, struct sockaddr*, socklen_t*, int)>("accept4")(fd, addr, length, flags);
+}
+
+pid_t fork() {
+    pid_t pid = real<pid_t (*)()>("fork")();
+    if (pid > 0 && should_fail("fork", "slow-parent")) {
+        timespec pause{1, 500'000'000};
+        while (::nanosleep(&pause, &pause) < 0 && errno == EINTR) {
+        }
+    }
+    return pid;
 }
 
 }  // extern "C"
