@@ -56,9 +56,9 @@ int main(int argc, char** argv) {
     sl::announce_listening(kModel, options.host, listener.get());
 
     // The child table: a row per child in shared memory, 03's scoreboard.
-    // The parent writes a child's pid there and nowhere else; each child
-    // counts its requests and says what it is doing there (STATUS, /status);
-    // the parent frees the row when it reaps the child.
+    // A child's pid is written there and nowhere else; each child counts its
+    // requests and says what it is doing there (STATUS, /status); the parent
+    // frees the row when it reaps the child.
     SharedCounters* shared = sl::shared_new<SharedCounters>();
     sl::Scoreboard board(max_children);
     auto requests = [&] { return board.totals(kModel).requests; };
@@ -110,6 +110,7 @@ int main(int argc, char** argv) {
             sl::set_role("child");
             listener.reset();  // the child serves; it never accepts, so it drops its copy of the listener
             sl::WorkerSlot& me = board.slot(row);
+            me.pid = ::getpid();  // the parent stores it too once fork() returns; whoever runs first
             me.counters.connections = 1;
             me.set_state(sl::WorkerState::busy);
             ctx.counters = &me.counters;

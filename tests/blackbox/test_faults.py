@@ -110,18 +110,20 @@ def test_a_lock_mutex_that_cannot_be_recovered_is_reported_not_ignored(bin_dir):
         server.kill()
 
 
-def test_a_worker_has_its_pid_in_the_table_before_the_master_writes_it(bin_dir):
-    """The master stores a worker's pid once fork() returns to it; on a loaded
-    machine the worker may serve before that. Its STATUS row must still name
-    it, not pid 0: the worker stores its own pid as it starts."""
-    server = Server([bin_dir / "prefork", "--port", "0", "--workers", "1"],
-                    env=with_faults(bin_dir, "fork:slow-parent@1"))
+@pytest.mark.parametrize("model, args", [("prefork", ["--workers", "1"]), ("fork_per_conn", [])])
+def test_a_worker_has_its_pid_in_the_table_before_the_master_writes_it(bin_dir, model, args):
+    """The master (02: the parent) stores a worker's pid once fork() returns
+    to it; on a loaded machine the worker may serve before that. Its STATUS
+    row must still name it, not pid 0: the worker stores its own pid as it starts.
+    (In 02 the first fork is for the STATUS connection itself.)"""
+    server = Server([bin_dir / model, "--port", "0", *args], env=with_faults(bin_dir, "fork:slow-parent@1"))
     try:
         with Client("127.0.0.1", server.port, timeout=2) as c:
             header = c.ask("STATUS")
             rows = [c.line() for _ in range(int(kv(header[len("STATUS "):])["rows"]))]
-        children = children_of(server.pid)
+            children = children_of(server.pid)  # while 02's child still serves this connection
         pids = [int(kv(row)["pid"]) for row in rows]
-        assert pids == children, f"the worker's row says pid {pids}, the worker is {children} (its master is still in fork)"
+        assert pids == children, f"{model}: the worker's row says pid {pids}, the worker is {children} " \
+                                 "(its master is still in fork)"
     finally:
         server.kill()

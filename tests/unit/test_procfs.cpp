@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,9 +25,15 @@ TEST(ProcFs, AProcessThatExitsWhileItIsReadIsJustGone) {
             (sl::read_proc_stat(p) ? seen : gone).fetch_add(1);
         }
     });
-    for (int i = 0; i < 3000; ++i) {  // short-lived children, each read while it dies
-        pid_t pid = ::fork();
-        if (pid == 0) ::_exit(0);
+    // Short-lived children, each read while it dies. posix_spawn, not fork:
+    // it does not copy this process's page tables, which under AddressSanitizer
+    // (gigabytes of shadow mappings) made 3000 forks take 90 s instead of 1.
+    char* const argv[] = {const_cast<char*>("true"), nullptr};
+    for (int i = 0; i < 3000; ++i) {
+        pid_t pid = 0;
+        int error = ::posix_spawn(&pid, "/bin/true", nullptr, nullptr, argv, environ);
+        EXPECT_EQ(error, 0) << "posix_spawn /bin/true";  // not ASSERT: the reader must still be joined
+        if (error != 0) break;
         current = pid;
         ::waitpid(pid, nullptr, 0);
     }
