@@ -30,6 +30,14 @@ def start_ready(start, model, *extra):
     server = start(model, *ARGS.get(model, []), *extra)
     if model in WORKER_PROCESSES:
         assert wait_until(lambda: len(children_of(server.pid)) == WORKER_PROCESSES[model], timeout=10)
+        # A child is in /proc a moment before its pid is in its slot (the
+        # child and the master both write it just after fork, and a loaded
+        # machine may run neither for a while): ready once the table has them all.
+        def table_has_every_worker():
+            rows = json.loads(get(server, "/status.json")[1])["workers"]
+            return {r["pid"] for r in rows if r["thread"] is None} == set(children_of(server.pid))
+        assert wait_until(table_has_every_worker, timeout=10), \
+            f"{model}: workers {children_of(server.pid)} never all had a row in /status.json"
     return server
 
 
@@ -90,8 +98,7 @@ def test_prefork_page_is_html_that_refreshes_itself(start):
     assert content_type.startswith("text/html"), content_type
     assert '<meta http-equiv="refresh"' in page, "the page must reload itself"
     assert "<script" not in page and "src=" not in page and "<link" not in page, "the page fetches nothing"
-    # A child is in /proc a moment before its pid is in its slot (the child
-    # and the master both write it, just after fork): look until every worker has its row.
+    # start_ready waited for the JSON table; the page must show the same rows.
     def rows_for_every_worker():
         _, page = get(server, "/status")
         missing = [pid for pid in children_of(server.pid) if f"<td>{pid}</td>" not in page]
