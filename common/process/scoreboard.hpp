@@ -15,8 +15,10 @@
 //     writes its own thread slot, and the worker slot's state and accept
 //     counts are written by whichever thread changes them (atomic stores and
 //     increments: a count is never lost, a state may be a moment stale). The
-//     master writes only the pid and `leaving`. (The new worker also stores
-//     its own pid, the same value, as it starts: see become_worker.)
+//     master writes only the pid and `leaving`. (The one exception to the
+//     rule: the new worker also stores its own pid as it starts, so that a
+//     STATUS between fork() and the master's store names it. Both write the
+//     same value, so neither can undo the other; see become_worker.)
 //   - After wait() the slot is the master's again: it moves the counts into
 //     the retired totals and marks the slot empty.
 // Every field that changes after the first fork is a lock-free std::atomic:
