@@ -93,7 +93,11 @@ def test_connections_a_leaving_reuseport_worker_adopts_are_told_too(start):
     # arrive after the stop began, and must get its rule too (one more
     # answer, then closed); once they did not, and a client that kept asking
     # kept the worker alive until the graceful timeout's SIGKILL.
-    server = start("prefork_event_loop", "--accept", "reuseport", "--workers", "2", "--graceful-timeout", "6",
+    # The leaving worker first finishes the WORKs it already had (about a
+    # second in all here; 11 s under ASan on a loaded machine): the grace and
+    # the bound leave room for that, and the bug still shows as a worker
+    # served on until the loop gives up at 25 s.
+    server = start("prefork_event_loop", "--accept", "reuseport", "--workers", "2", "--graceful-timeout", "30",
                    "--trace")
     assert wait_until(lambda: len(children_of(server.pid)) == 2, 10)
     busy = [server.connect(timeout=10) for _ in range(6)]  # WORK on the loops: new connections wait in the sockets
@@ -105,7 +109,7 @@ def test_connections_a_leaving_reuseport_worker_adopts_are_told_too(start):
     began = time.monotonic()
     ended = set()
     # Every client keeps asking, until its connection ends or the leaving worker is gone.
-    while time.monotonic() - began < 8 and len(children_of(server.pid)) > 1:
+    while time.monotonic() - began < 25 and len(children_of(server.pid)) > 1:
         for i, c in enumerate(queued):
             if i in ended:
                 continue
@@ -118,7 +122,7 @@ def test_connections_a_leaving_reuseport_worker_adopts_are_told_too(start):
     left_after = time.monotonic() - began
     for c in busy + queued:
         c.close()
-    assert "killed by SIGKILL" not in server.stderr() and left_after < 5, (
+    assert "killed by SIGKILL" not in server.stderr() and left_after < 20, (
         f"the leaving worker stayed {left_after:.1f} s and had to be killed: "
         "connections it adopted after its stop were served on and on\n" + server.stderr()[-1500:])
 
