@@ -83,9 +83,12 @@ int main(int argc, char** argv) {
         if (sl::take_child_exited())
             for (const sl::ChildExit& e : sl::reap_children()) reaped(e);
 
-        // The guard against a fork storm: at the limit, stop accepting. New
-        // clients wait in the kernel's backlog until a child exits.
-        if (board.live_workers() >= static_cast<uint64_t>(max_children)) {
+        // The guard against a fork storm: at the limit (the table has a row
+        // per allowed child, none free), stop accepting. New clients wait in
+        // the kernel's backlog until a child exits. Only this loop takes rows,
+        // so the row found stays free until prepare() below.
+        int row = board.free_slot();
+        if (row < 0) {
             sl::wait_for_event(-1);
             continue;
         }
@@ -93,7 +96,6 @@ int main(int argc, char** argv) {
         sl::Fd conn = sl::accept_connection(listener.get());
         if (!conn) continue;  // a signal (SIGCHLD, a stop) or a transient accept error
         uint64_t serial = ++shared->connections;
-        int row = board.free_slot();  // there is one: fewer children than max_children, each on one row
         board.prepare(row, 0, row, 0);
 
         // fork() with signals blocked until the child has its own handlers

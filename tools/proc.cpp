@@ -178,9 +178,11 @@ bool wait_all_sleeping(const std::vector<pid_t>& pids, int max_ms) {
     for (;;) {
         bool all = true;
         for (pid_t p : pids) {
-            std::optional<std::string> stat = sl::read_proc_file(fmt::format("/proc/{}/stat", p));
-            size_t paren = stat ? stat->rfind(')') : std::string::npos;
-            if (paren != std::string::npos && paren + 2 < stat->size() && (*stat)[paren + 2] != 'S') all = false;
+            std::optional<sl::ProcStat> st = sl::read_proc_stat(p);  // gone: not awake either
+            if (st && st->state != 'S') {
+                all = false;
+                break;
+            }
         }
         if (all) return true;
         if (Clock::now() >= deadline) return false;

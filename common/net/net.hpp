@@ -66,7 +66,8 @@ bool readable_within(int fd, int timeout_ms);
 ///    process exits with status 1.
 struct Accepted {
     // empty: EAGAIN, the queue is empty. nothing: no connection this time,
-    // but more may be queued (an aborted one, a signal): a loop that drains
+    // but more may be queued (an aborted one, a signal; after a stop, the
+    // retry finds `empty` or a last queued connection): a loop that drains
     // the queue must try again, or edge-triggered it would wait for the
     // next arrival with connections still queued.
     enum Status { connection, nothing, empty, out_of_descriptors } status = nothing;

@@ -333,11 +333,11 @@ private:
     // Graceful stop: workers stop accepting, finish what they have, close
     // idle connections and exit; stragglers get SIGKILL after the timeout.
     void shutdown_workers() {
-        if (side_ != nullptr)  // hand out nothing more (pass-fd: their channels close after what is queued)
-            for (int i = 0; i < board_.size(); ++i)
-                if (board_.live(i)) side_->retiring(i);
-        for (int i = 0; i < board_.size(); ++i)
-            if (board_.live(i)) board_.leaving(i);
+        for (int i = 0; i < board_.size(); ++i) {
+            if (!board_.live(i)) continue;
+            if (side_ != nullptr) side_->retiring(i);  // hand out nothing more (pass-fd: its channel closes after what is queued)
+            board_.leaving(i);
+        }
         stop_children(
             pool_.graceful_timeout, [this] { return board_.live_pids(); },
             [this](const ChildExit& e) {

@@ -14,7 +14,8 @@
 // successor or serve them before leaving (accept.hpp). What does lose
 // requests, on purpose: SIGQUIT (SIGKILL to every worker), --request-timeout
 // (a stuck worker is killed with its request), and a worker that crashes.
-// A graceful stop answers every request in flight.
+// A graceful stop answers every request in flight that ends within
+// --graceful-timeout; a worker still busy then gets SIGKILL.
 //
 // The lifecycle has the names the literature uses: spawn_worker,
 // worker_main, reap_children, retire_worker, shutdown_workers (nginx's

@@ -38,6 +38,12 @@ def chinese_page(english):
     return ZH / english.relative_to(DOCS)
 
 
+def translated_pages():
+    """(English page, its Chinese page) for every English page that has one
+    (a missing one is test_every_english_page_has_its_chinese_page's to report)."""
+    return [(english, chinese_page(english)) for english in english_pages() if chinese_page(english).exists()]
+
+
 def digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
@@ -75,11 +81,8 @@ def test_no_chinese_page_without_an_english_one():
 
 def test_each_chinese_page_translates_the_current_english_page():
     stale = []
-    for english in english_pages():
-        zh = chinese_page(english)
-        if not zh.exists():
-            continue  # reported by the test above
-        first = zh.read_text(encoding="utf-8").splitlines()[0] if zh.read_text(encoding="utf-8") else ""
+    for english, zh in translated_pages():
+        first = (zh.read_text(encoding="utf-8").splitlines() or [""])[0]
         m = SOURCE.fullmatch(first)
         if not m or m.group(1) != rel(english):
             stale.append(f"{rel(zh)}: its first line must be <!-- source: {rel(english)} sha256:... -->")
@@ -93,10 +96,7 @@ def test_each_chinese_page_translates_the_current_english_page():
 
 def test_code_blocks_are_the_same_on_both_pages():
     differ = []
-    for english in english_pages():
-        zh = chinese_page(english)
-        if not zh.exists():
-            continue
+    for english, zh in translated_pages():
         en_blocks, zh_blocks = fenced_blocks(english), fenced_blocks(zh)
         if len(en_blocks) != len(zh_blocks):
             differ.append(f"{rel(zh)}: {len(zh_blocks)} code blocks, {rel(english)} has {len(en_blocks)}")
@@ -115,10 +115,7 @@ def links(path):
 
 def test_each_page_links_its_translation():
     one_way = []
-    for english in english_pages():
-        zh = chinese_page(english)
-        if not zh.exists():
-            continue
+    for english, zh in translated_pages():
         if not any((english.parent / t).resolve() == zh for t in links(english)):
             one_way.append(f"{rel(english)} does not link {rel(zh)}")
         if not any((zh.parent / t).resolve() == english for t in links(zh)):
