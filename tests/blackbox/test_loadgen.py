@@ -182,11 +182,11 @@ def test_compare_c10k_shows_who_holds_idle_connections_and_cost_charges_each_mod
 
 
 def test_plot_draws_the_three_charts_of_a_compare_run(tmp_path):
-    """tools/plot.py on the run docs/results.md explains (copied): rps, p99 and cpu charts, as PNG."""
+    """tools/compare/plot.py on the run docs/results.md explains (copied): rps, p99 and cpu charts, as PNG."""
     import shutil
     run = pathlib.Path(__file__).resolve().parents[2] / "docs" / "results" / "20261123-233115"
     shutil.copy(run / "results.json", tmp_path)
-    r = subprocess.run(["/usr/bin/python3", str(run.parents[2] / "tools" / "plot.py"), str(tmp_path)],
+    r = subprocess.run(["/usr/bin/python3", str(run.parents[2] / "tools" / "compare" / "plot.py"), str(tmp_path)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     for chart in ("rps.png", "p99.png", "cpu.png"):

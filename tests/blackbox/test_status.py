@@ -181,12 +181,12 @@ def test_a_real_browser_renders_the_page(start, tmp_path):
 
 @pytest.mark.skipif(not chromium(), reason="Debian's chromium is not installed (./lab setup)")
 def test_the_screenshot_on_the_status_page_is_drawn_by_its_script(bin_dir, tmp_path):
-    """tools/status-screenshot.sh draws docs/status.md's picture: a loaded 03's table, every worker in a red W."""
+    """tools/views/status-screenshot.sh draws docs/status.md's picture: a loaded 03's table, every worker in a red W."""
     if not (ROOT / "build" / "bin").samefile(bin_dir):
         pytest.skip("the script uses the release build (build/bin)")
     image = pytest.importorskip("matplotlib.image")
     shot = tmp_path / "status.png"
-    run = subprocess.run([ROOT / "tools" / "status-screenshot.sh", shot], capture_output=True, text=True, timeout=90)
+    run = subprocess.run([ROOT / "tools" / "views" / "status-screenshot.sh", shot], capture_output=True, text=True, timeout=90)
     assert run.returncode == 0 and shot.exists(), f"the script failed: {run.stderr[-500:]}"
     pixels = image.imread(shot)[:, :, :3]  # RGB floats in [0, 1]
     height, width = pixels.shape[:2]

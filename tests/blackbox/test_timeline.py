@@ -6,7 +6,7 @@ import sys
 
 from harness import proc_stat
 
-TOOLS = pathlib.Path(__file__).resolve().parents[2] / "tools"
+TOOLS = pathlib.Path(__file__).resolve().parents[2] / "tools" / "views"
 sys.path.insert(0, str(TOOLS))
 import timeline  # noqa: E402
 

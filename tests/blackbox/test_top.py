@@ -10,7 +10,7 @@ import pytest
 
 from harness import children_of, wait_until
 
-TOP = pathlib.Path(__file__).resolve().parents[2] / "tools" / "top.py"
+TOP = pathlib.Path(__file__).resolve().parents[2] / "tools" / "views" / "top.py"
 needs_tmux = pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is not installed (./lab setup)")
 
 

@@ -9,7 +9,7 @@ translates:
 (the first 16 hex digits of the English file's SHA-256). When the English
 page changes, the test names the Chinese pages to bring up to date and the
 command that shows what changed; once the translation carries the change,
-`tools/zh_source.py PAGE` writes the new line. The fenced code blocks
+`tools/docs/zh_source.py PAGE` writes the new line. The fenced code blocks
 (commands, program output, code) are the same on both pages, in the same
 order: the programs speak English, and a reader copies commands from either.
 Each page links the other.
@@ -91,7 +91,7 @@ def test_each_chinese_page_translates_the_current_english_page():
                          f"which has changed since (now {digest(english)}); to see how: "
                          f"git log -p -- {rel(english)}")
     assert not stale, ("Chinese pages behind their English page (carry the change over, then run "
-                       "tools/zh_source.py on them):\n" + "\n".join(stale))
+                       "tools/docs/zh_source.py on them):\n" + "\n".join(stale))
 
 
 def test_code_blocks_are_the_same_on_both_pages():

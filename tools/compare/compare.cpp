@@ -4,7 +4,7 @@
 // process group of its own, run the load engine against it while a sampler
 // reads the group's processes from /proc every 100 ms (CPU, threads, RSS),
 // stop the server, keep what it printed. Then one table per scenario in
-// results/<timestamp>/results.{md,csv,json}, and charts by tools/plot.py.
+// results/<timestamp>/results.{md,csv,json}, and charts by tools/compare/plot.py.
 #include "base/limits.hpp"
 #include "compare.hpp"
 #include "idle.hpp"
@@ -283,13 +283,13 @@ int main(int argc, char** argv) {
     const bool measured = std::any_of(report.runs.begin(), report.runs.end(),
                                       [](const lg::Run& r) { return r.skipped.empty(); });
     if (!no_plot && measured) {
-        std::string plot = std::string(SERVERLAB_SOURCE_DIR) + "/tools/plot.py";
+        std::string plot = std::string(SERVERLAB_SOURCE_DIR) + "/tools/compare/plot.py";
         if (std::system("/usr/bin/python3 -c 'import matplotlib' 2>/dev/null") == 0) {
             std::string cmd = fmt::format("/usr/bin/python3 '{}' '{}'", plot, dir.string());
             if (std::system(cmd.c_str()) != 0) fmt::print(stderr, "compare: the charts failed: {}\n", cmd);
         } else {
             fmt::print(stderr, "compare: no charts: python3-matplotlib is missing (./lab setup installs it), then run\n"
-                               "  /usr/bin/python3 tools/plot.py {}\n", dir.string());
+                               "  /usr/bin/python3 tools/compare/plot.py {}\n", dir.string());
         }
     }
     return failures ? 1 : 0;

@@ -7,7 +7,7 @@
 # (default docs/images/status-03.png). Needs the release build (./lab build)
 # and Debian's chromium (./lab setup). Everything it starts is stopped.
 set -euo pipefail
-cd "$(dirname "$(readlink -f "$0")")/.."
+cd "$(dirname "$(readlink -f "$0")")/../.."
 out=$(readlink -f "${1:-docs/images/status-03.png}")
 bin=build/bin
 browser=$(command -v chromium || command -v chromium-browser) || { echo "status-screenshot: chromium not found (./lab setup)" >&2; exit 1; }

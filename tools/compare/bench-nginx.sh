@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # bench-nginx.sh: the models against nginx, in one run, with wrk (docs/results.md).
 #
-#   tools/bench-nginx.sh             03, 04 and 06 with 2 workers each against nginx with 2;
+#   tools/compare/bench-nginx.sh             03, 04 and 06 with 2 workers each against nginx with 2;
 #                                    wrk -t2 -c50 shares every CPU with them
-#   tools/bench-nginx.sh --one-core  05, and 06 and nginx with 1 worker each, every server on
+#   tools/compare/bench-nginx.sh --one-core  05, and 06 and nginx with 1 worker each, every server on
 #                                    the last CPU, wrk -t1 -c50 on the others
 #
 # Two loads each round: keep-alive (GET /ping) and a connection per request
@@ -14,7 +14,7 @@
 # Env: ROUNDS (5), SECONDS_EACH (5). Needs ./lab build and ./lab setup --bench.
 # Loopback only; everything started here is stopped here.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 SECONDS_EACH=${SECONDS_EACH:-5}
 ROUNDS=${ROUNDS:-5}
 one_core=false

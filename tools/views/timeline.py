@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 TRACE = re.compile(r"^\[\s*(\d+\.\d+)\] pid (\d+) tid (\d+) ([^:]+): (.*)$")
 OPENED = re.compile(r"^conn (\d+) from ")
 CLOSED = re.compile(r"^conn (\d+) closed")

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Mark Chinese pages as translating the current version of their English page.
 
-    tools/zh_source.py docs/zh/03-prefork.md [more pages...]
-    tools/zh_source.py --stale        # list the pages whose English page changed
+    tools/docs/zh_source.py docs/zh/03-prefork.md [more pages...]
+    tools/docs/zh_source.py --stale        # list the pages whose English page changed
 
 Writes (or replaces) the page's first line, <!-- source: docs/X.md sha256:... -->,
 which tests/blackbox/test_translations.py checks. Run it only after the
@@ -13,7 +13,7 @@ import pathlib
 import re
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOCS, ZH = ROOT / "docs", ROOT / "docs" / "zh"
 SOURCE = re.compile(r"<!-- source: (\S+) sha256:([0-9a-f]{16}) -->")
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """plot.py: charts of one compare run (python3-matplotlib, from Debian).
 
-    /usr/bin/python3 tools/plot.py results/<timestamp>/
+    /usr/bin/python3 tools/compare/plot.py results/<timestamp>/
 
 Reads results.json there and writes, beside it:
   rps.png  requests/s per model, one panel per scenario
