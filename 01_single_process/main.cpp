@@ -10,7 +10,6 @@
 // until the first client leaves. One slow client stalls everyone: the limit
 // every later model removes in its own way. See docs/01-single-process.md.
 #include "base/cli.hpp"
-#include "base/clock.hpp"
 #include "base/signals.hpp"
 #include "net/net.hpp"
 #include "net/server.hpp"
@@ -33,15 +32,7 @@ int main(int argc, char** argv) {
     // What STATS reports: one process does all the work, so "the whole
     // server" is this process's own counters.
     sl::Counters counters;
-    const int64_t started_ms = sl::monotonic_ms();
-    sl::ServerContext ctx;
-    ctx.model = kModel;
-    ctx.idle_timeout_s = options.idle_timeout;
-    ctx.counters = &counters;
-    ctx.totals = [&] {
-        return sl::Totals{kModel, 1, counters.connections.load(), counters.requests.load(),
-                          static_cast<uint64_t>(sl::monotonic_ms() - started_ms)};
-    };
+    const sl::ServerContext ctx = sl::one_process_context(kModel, options, counters);
 
     // The loop that is the whole model. accept_connection() returns an empty
     // Fd when SIGINT/SIGTERM asked us to stop (or on a transient error it has

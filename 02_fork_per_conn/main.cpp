@@ -55,11 +55,13 @@ int main(int argc, char** argv) {
     sl::Fd listener = sl::listen_or_die(sl::listen_options(options));
     sl::announce_listening(kModel, options.host, listener.get());
 
-    // The child table: a row per child in shared memory, 03's scoreboard.
-    // A child's pid is written there and nowhere else; each child counts its
-    // requests and says what it is doing there (STATUS, /status); the parent
-    // frees the row when it reaps the child.
+    // Two tables with a row per child. The parent's own (ChildTable, in
+    // its private memory) holds the pids it signals and reaps: no child can
+    // change whom the parent signals. The scoreboard, in memory every child
+    // shares, is where each child counts its requests and says what it is
+    // doing (STATUS, /status). The parent frees both rows when it reaps.
     SharedCounters* shared = sl::shared_new<SharedCounters>();
+    sl::ChildTable children(max_children);
     sl::Scoreboard board(max_children);
     auto requests = [&] { return board.totals(kModel).requests; };
     sl::ServerContext ctx;
@@ -75,19 +77,22 @@ int main(int argc, char** argv) {
         return s;
     };
 
-    auto reaped = [&](const sl::ChildExit& e) {
-        if (int row = board.find(e.pid); row >= 0) board.retire(row);
-    };
     while (!sl::stop_requested()) {
         // Reap every child that exited since the last round: no zombies.
-        if (sl::take_child_exited())
-            for (const sl::ChildExit& e : sl::reap_children()) reaped(e);
+        if (sl::take_child_exited()) {
+            for (const sl::ChildExit& e : sl::reap_children()) {
+                if (int row = children.find(e.pid); row >= 0) {
+                    board.retire(row);
+                    children.reaped(row);
+                }
+            }
+        }
 
         // The guard against a fork storm: at the limit (the table has a row
         // per allowed child, none free), stop accepting. New clients wait in
         // the kernel's backlog until a child exits. Only this loop takes rows,
-        // so the row found stays free until prepare() below.
-        int row = board.free_slot();
+        // so the row found stays free until forked() below.
+        int row = children.free_slot();
         if (row < 0) {
             sl::wait_for_event(-1);
             continue;
@@ -120,13 +125,14 @@ int main(int argc, char** argv) {
             ::_exit(0);
         }
         conn.reset();  // the parent never serves, so it drops its copy of the connection
-        board.slot(row).pid = pid;
+        children.forked(row, pid);    // whom the parent will signal and reap
+        board.slot(row).pid = pid;    // for display
         SL_TRACE("forked pid {} for conn {}", pid, serial);
     }
 
     // Graceful stop: no more accepts; each child finishes its request and exits.
     listener.reset();
-    sl::stop_children(graceful_timeout, [&] { return board.live_pids(); }, reaped);
+    sl::stop_children(children, graceful_timeout, [&](int row, const sl::ChildExit&) { board.retire(row); });
     sl::print_summary(kModel, shared->connections, requests());
     return 0;
 }

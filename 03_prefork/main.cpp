@@ -48,14 +48,8 @@ int main(int argc, char** argv) {
     // What each worker runs, in its own process, after fork().
     auto worker_main = [&](const sl::WorkerId& id) {
         sl::WorkerSlot& me = board.slot(id.slot);
-        sl::ServerContext ctx;
-        ctx.model = kModel;
-        ctx.worker = id.slot;
-        ctx.idle_timeout_s = options.idle_timeout;
-        ctx.counters = &me.counters;
-        ctx.totals = [&] { return board.totals(kModel); };
-        ctx.status = [&] { return board.status(kModel, sl::accept_name(strategy)); };  // STATUS, /status
-        ctx.debug_commands = master.pool.debug_commands;
+        // WHO names this slot; STATS and STATUS read the whole scoreboard.
+        const sl::ServerContext ctx = sl::worker_context(master, options, board, id.slot, sl::accept_name(strategy));
         acceptor->worker_init(id);
 
         // Serve until told to stop.

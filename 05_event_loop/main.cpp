@@ -1,14 +1,15 @@
 // 05_event_loop: one process, one thread, one epoll instance.
 //
 //     listen (non-blocking)
-//     loop:
-//         wait in epoll_wait until something is ready: the listening socket,
-//           a connection, the next timer, finished work, a stop
-//         the listener is ready?   accept a connection (all that wait, with
-//                                  --trigger edge or --multi-accept)
-//         a connection is ready?   read what arrived, answer the complete
-//                                  requests, send what the kernel takes
-//         a timer is due?          a SLEEP ends, or an idle connection closes
+//     loop, one turn at a time:
+//         wait       in epoll_wait, until something is ready: the listening
+//                    socket, a connection, the next timer, finished work, a stop
+//         dispatch   the listener is ready? accept a connection (all that
+//                    wait, with --trigger edge or --multi-accept);
+//                    a connection is ready? read what arrived, answer the
+//                    complete requests, send what the kernel takes
+//         timers     a SLEEP ends, or an idle connection closes
+//         pending    offloaded WORK's answers come back
 //
 // No process or thread per connection: one thread serves them all, because
 // it never waits for any one of them. Sockets are non-blocking, and every
@@ -19,7 +20,6 @@
 // See docs/05-event-loop.md.
 #include "base/cli.hpp"
 #include "base/limits.hpp"
-#include "base/clock.hpp"
 #include "event/loop.hpp"
 #include "event/server.hpp"
 #include "net/net.hpp"
@@ -52,15 +52,7 @@ int main(int argc, char** argv) {
 
     // What STATS reports: one process, one thread, its own counters.
     sl::Counters counters;
-    const int64_t started_ms = sl::monotonic_ms();
-    sl::ServerContext ctx;
-    ctx.model = kModel;
-    ctx.idle_timeout_s = options.idle_timeout;
-    ctx.counters = &counters;
-    ctx.totals = [&] {
-        return sl::Totals{kModel, 1, counters.connections.load(), counters.requests.load(),
-                          static_cast<uint64_t>(sl::monotonic_ms() - started_ms)};
-    };
+    const sl::ServerContext ctx = sl::one_process_context(kModel, options, counters);
 
     // The loop (event/loop.hpp) waits and dispatches; the server
     // (event/server.hpp) is what each ready descriptor and timer does: the
@@ -69,11 +61,17 @@ int main(int argc, char** argv) {
     sl::EventServer server(loop, ctx, events);
     server.accept_from(listener.get());
 
-    // The loop that is the whole model. One turn: wait for whatever is ready,
-    // handle it, never block. A stop (SIGINT/SIGTERM) makes the server stop
-    // accepting and close its connections as their requests end; when the
-    // last one is gone, we are done.
-    while (!server.finished()) loop.run_once();
+    // The loop that is the whole model. Nothing in a turn blocks but the
+    // wait. A stop (SIGINT/SIGTERM) makes the server stop accepting and close
+    // its connections as their requests end; when the last one is gone, we
+    // are done.
+    sl::EventLoop::Ready ready;
+    while (!server.finished()) {
+        loop.wait(ready);      // epoll_wait: a socket is ready, a timer is due, work came back, a stop
+        loop.dispatch(ready);  // accept; on each ready connection read, answer, send
+        loop.run_timers();     // SLEEPs that end, connections idle too long
+        loop.run_pending();    // the answers of offloaded WORK, and what this turn deferred
+    }
 
     sl::print_summary(kModel, counters.connections, counters.requests);
     return 0;

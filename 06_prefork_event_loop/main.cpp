@@ -68,14 +68,8 @@ int main(int argc, char** argv) {
     // What each worker runs, in its own process, after fork(): 05's loop.
     auto worker_main = [&](const sl::WorkerId& id) {
         sl::WorkerSlot& me = board.slot(id.slot);
-        sl::ServerContext ctx;
-        ctx.model = kModel;
-        ctx.worker = id.slot;
-        ctx.idle_timeout_s = options.idle_timeout;
-        ctx.counters = &me.counters;
-        ctx.totals = [&] { return board.totals(kModel); };
-        ctx.status = [&] { return board.status(kModel, sl::accept_name(strategy)); };  // STATUS, /status
-        ctx.debug_commands = master.pool.debug_commands;
+        // WHO names this slot; STATS and STATUS read the whole scoreboard.
+        const sl::ServerContext ctx = sl::worker_context(master, options, board, id.slot, sl::accept_name(strategy));
 
         sl::EventLoop loop(events.trigger);
         sl::EventServer server(loop, ctx, events);
@@ -88,31 +82,34 @@ int main(int argc, char** argv) {
         // cost two epoll_ctl calls every 16 accepts.
         server.others_waiting([&] { return board.live_workers() > 1; });
         const bool take_turns = strategy == sl::Accept::accept_mutex;
-        // The accept mutex is let go as soon as this turn's accepting is
-        // done, before any connection's event is handled, whether or not
-        // there was a connection to accept (nginx does the same): a worker
-        // busy with its requests never keeps the others from accepting.
-        bool holding = false;
-        auto let_go = [&] {
-            if (holding) mutex.unlock();
-            holding = false;
-        };
-        loop.after_first_watchers(let_go);
 
+        // 05's loop, turn by turn, and the accept mutex around its wait.
+        sl::EventLoop::Ready ready;
         bool drained = false;
         while (!server.finished()) {
             // idle: no connection open (the dynamic pool counts these); busy: some.
             me.set_state(server.connections() == 0 ? sl::WorkerState::idle : sl::WorkerState::busy);
-            // The accept mutex: watch the listening socket this turn only if we hold it.
-            holding = take_turns && !server.stopping() && mutex.try_lock();
+            // The accept mutex: watch the listening socket this turn only if
+            // we hold it; without it, wait at most kAcceptMutexDelayMs and try again.
+            const bool holding = take_turns && !server.stopping() && mutex.try_lock();
             if (take_turns) server.accepting(holding);
-            loop.run_once(take_turns && !holding ? kAcceptMutexDelayMs : -1);
+            loop.wait(ready, take_turns && !holding ? kAcceptMutexDelayMs : -1);
+            loop.dispatch(ready, /*listeners=*/true);  // accept first, as nginx does
+            // Let go as soon as this turn's accepting is done, before any
+            // connection is served, whether or not there was one to accept
+            // (nginx does the same): a worker busy with its requests never
+            // keeps the others from accepting.
+            if (holding) mutex.unlock();
+            loop.dispatch(ready, /*listeners=*/false);  // read, answer, send
+            loop.run_timers();
+            loop.run_pending();
             // --max-requests: the master starts a successor in our place, then retires us.
             if (board.recycle_due(id.slot)) board.ask_to_be_replaced(id.slot);
-            // Leaving a reuseport place that closed: serve what is queued in its socket.
-            if (server.stopping() && places && !drained) {
+            // Leaving a reuseport place that closed: what is queued in its
+            // socket is ours alone now; the loop takes it until it is quiet.
+            if (server.stopping() && places && places->place_closed() && !drained) {
                 drained = true;
-                while (sl::Fd conn = places->leftover()) server.adopt(std::move(conn));
+                server.drain_listener(sl::kDrainQuietMs);
             }
         }
         me.set_state(sl::WorkerState::exiting);

@@ -8,8 +8,8 @@
 
 namespace sl {
 
-const std::vector<std::pair<std::string_view, Accept>>& accept_strategies() {
-    static const std::vector<std::pair<std::string_view, Accept>> all = {
+const Names<Accept>& accept_strategies() {
+    static const Names<Accept> all = {
         {"blocking", Accept::blocking},     {"poll", Accept::poll},
         {"epoll", Accept::epoll},           {"epoll-exclusive", Accept::epoll_exclusive},
         {"lock-fcntl", Accept::lock_fcntl}, {"lock-mutex", Accept::lock_mutex},
@@ -28,28 +28,22 @@ std::vector<Accept> event_strategies() {
 }
 
 std::string_view accept_name(Accept strategy) {
-    for (const auto& [name, s] : accept_strategies())
-        if (s == strategy) return name;
-    return "?";
+    std::string_view name = find_word(accept_strategies(), strategy);
+    return name.empty() ? "?" : name;
 }
 
 void add_accept_option(CLI::App& app, Accept& strategy, const std::vector<Accept>& allowed, std::string_view why_not) {
     std::string list;
     for (Accept a : allowed) list += (list.empty() ? "" : ", ") + std::string(accept_name(a));
+    // The enum option, with a refusal that says why for the strategies of the other family.
     auto parse = [allowed, list, why = std::string(why_not)](std::string& text) -> std::string {
-        for (const auto& [name, s] : accept_strategies()) {
-            if (name != text) continue;
-            if (std::find(allowed.begin(), allowed.end(), s) != allowed.end()) return {};
-            return fmt::format("{} {}: use {}", text, why.empty() ? "is not available here" : why, list);
-        }
-        return fmt::format("unknown strategy '{}': use {}", text, list);
+        const Accept* s = find_value(accept_strategies(), text);
+        if (s == nullptr) return fmt::format("unknown strategy '{}': use {}", text, list);
+        if (std::find(allowed.begin(), allowed.end(), *s) != allowed.end()) return {};
+        return fmt::format("{} {}: use {}", text, why.empty() ? "is not available here" : why, list);
     };
     app.add_option_function<std::string>(
-           "--accept",
-           [&strategy](const std::string& text) {
-               for (const auto& [name, s] : accept_strategies())
-                   if (name == text) strategy = s;
-           },
+           "--accept", [&strategy](const std::string& text) { strategy = *find_value(accept_strategies(), text); },
            "how workers compete for connections: " + list)
         ->check(CLI::Validator(parse, "STRATEGY", "accept"))
         ->default_str(std::string(accept_name(strategy)));

@@ -37,7 +37,7 @@ namespace sl {
 enum class Accept { blocking, poll, epoll, epoll_exclusive, lock_fcntl, lock_mutex, reuseport, pass_fd, accept_mutex };
 
 /// Every strategy with its --accept name, in the order the docs present them.
-const std::vector<std::pair<std::string_view, Accept>>& accept_strategies();
+const Names<Accept>& accept_strategies();
 std::string_view accept_name(Accept strategy);
 
 /// The strategies of the prefork models (03, 04), and those of 06's event loops.
@@ -120,7 +120,21 @@ public:
     /// After worker_init: the listening socket of this worker's own (reuseport's
     /// place), for an event loop to watch; -1 where the workers share one.
     virtual int own_listener() const { return -1; }
+
+    /// In a leaving worker: is its own listener's place closed for good (the
+    /// pool shrank), so that what is queued in it is this worker's to serve
+    /// (an event loop drains it until it stays quiet for kDrainQuietMs)?
+    virtual bool place_closed() const { return false; }
 };
+
+/// A place's socket that stays quiet this long after its last connection is
+/// drained is done. The master has stopped steering connections to it
+/// before the leaving worker drains, but a handshake the kernel began just
+/// before that completes into the same socket; on loopback it completes
+/// within microseconds, across a network within a round trip. (Linux 5.14's
+/// net.ipv4.tcp_migrate_req, off by default, lets the kernel move such
+/// connections to another socket of the group instead.)
+inline constexpr int kDrainQuietMs = 200;
 
 /// nginx's accept mutex, for event loops (06 --accept accept-mutex): a
 /// robust, process-shared pthread mutex in shared memory, made before the

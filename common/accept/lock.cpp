@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <ctime>
 #include <cstdlib>
 #include <cstring>
 
@@ -97,14 +99,22 @@ int recover_if_owner_died(pthread_mutex_t* m, int rc) {
 }
 
 /// lock-mutex: accept serialized by a robust process-shared mutex (above).
-/// A waiter is not interrupted by signals; on a stop the holder (woken from
-/// accept by EINTR) unlocks, and each waiter in turn sees the stop.
+///
+/// A waiter in pthread_mutex_lock() is not woken by a signal: POSIX says it
+/// never returns EINTR, and glibc goes back to sleeping on the futex after
+/// the handler. Meanwhile the holder may sit in accept() until a client
+/// comes. So a worker asked to leave (a HUP, TTOU, a stop) while it waits
+/// for the lock would stay until a connection arrives, or until its SIGKILL.
+/// The wait is therefore cut into slices of kLockSliceMs, with a look at
+/// the stop flag between two: a leaving waiter is gone within a slice. The
+/// price is a few wakeups a second per waiting worker on an idle server,
+/// next to the one wakeup per connection the lock exists to keep.
 class MutexLockAccept final : public AcceptStrategy {
 public:
     explicit MutexLockAccept(int listen_fd) : listen_fd_(listen_fd), mutex_(new_robust_mutex()) {}
 
     Fd accept(AcceptStats& stats) override {
-        lock(stats);
+        if (!lock(stats)) return Fd();  // a stop came while we waited
         Fd conn;
         if (!stop_requested()) conn = count_wakeup(try_accept(listen_fd_), stats);
         pthread_mutex_unlock(mutex_);
@@ -112,13 +122,25 @@ public:
     }
 
 private:
-    void lock(AcceptStats& stats) {
+    static constexpr int64_t kLockSliceMs = 250;
+
+    bool lock(AcceptStats& stats) {
         int rc = pthread_mutex_trylock(mutex_);
         if (rc == EBUSY) {
             stats.lock_waits.fetch_add(1, std::memory_order_relaxed);
-            rc = pthread_mutex_lock(mutex_);
+            for (;;) {
+                timespec until{};
+                ::clock_gettime(CLOCK_MONOTONIC, &until);
+                until.tv_nsec += kLockSliceMs * 1'000'000;
+                until.tv_sec += until.tv_nsec / 1'000'000'000;
+                until.tv_nsec %= 1'000'000'000;
+                rc = pthread_mutex_clocklock(mutex_, CLOCK_MONOTONIC, &until);  // glibc 2.30
+                if (rc != ETIMEDOUT) break;
+                if (stop_requested()) return false;
+            }
         }
-        if (recover_if_owner_died(mutex_, rc) != 0) die("pthread_mutex_lock", rc);
+        if (recover_if_owner_died(mutex_, rc) != 0) die("pthread_mutex_clocklock", rc);
+        return true;
     }
 
     int listen_fd_;

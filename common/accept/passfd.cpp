@@ -21,6 +21,17 @@
 // worker that leaves on its own (--max-requests) may still have credits out
 // (04: its other threads said "ready"): it sends "leaving", the master
 // answers by closing its end, and the worker serves what came before that.
+//
+// A channel can be full without being closed. Each message queued on a
+// Unix socket counts against the sender's send buffer (for a socketpair the
+// receiver's queue length is not what limits it: unix_dgram_sendmsg skips
+// that check when the receiver's peer is the sender), so a few hundred
+// messages fill it: 04's 1024 threads each saying "ready" at once, or the
+// master passing connections faster than a worker takes them. A full
+// channel answers EAGAIN, a closed one EPIPE (or ECONNRESET): the first
+// means "wait for room", the second "the other side is gone". The worker
+// waits for room; the master hands the connection to another worker, or
+// holds it until a channel drains.
 #include "accept/accept.hpp"
 
 #include "base/clock.hpp"
@@ -55,17 +66,35 @@ struct FdMessage {
     FdMessage& operator=(const FdMessage&) = delete;
 };
 
-bool send_fd(int channel, int fd) {
+// What one non-blocking send on a channel did.
+enum class Sent { sent, full, closed };
+
+Sent sent_or_why(ssize_t n) {
+    if (n >= 0) return Sent::sent;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? Sent::full : Sent::closed;  // EPIPE, ECONNRESET
+}
+
+Sent send_fd(int channel, int fd) {
     FdMessage m;
     cmsghdr* c = CMSG_FIRSTHDR(&m.msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    for (;;) {
-        if (::sendmsg(channel, &m.msg, MSG_NOSIGNAL) >= 0) return true;
-        if (errno != EINTR) return false;
-    }
+    ssize_t n;
+    do {
+        n = ::sendmsg(channel, &m.msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    return sent_or_why(n);
+}
+
+// One byte to the other side ('r' ready, 'q' leaving), without waiting.
+Sent send_byte(int channel, char byte) {
+    ssize_t n;
+    do {
+        n = ::send(channel, &byte, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    return sent_or_why(n);
 }
 
 // What one non-blocking recvmsg() on a worker's channel brought.
@@ -96,7 +125,7 @@ class PassFdAccept final : public AcceptStrategy, public MasterSide {
 public:
     PassFdAccept(int listen_fd, int slots)
         : listen_fd_(listen_fd), master_end_(static_cast<size_t>(slots)), worker_end_(static_cast<size_t>(slots)),
-          credits_(static_cast<size_t>(slots), 0) {}
+          credits_(static_cast<size_t>(slots), 0), full_(static_cast<size_t>(slots), false) {}
 
     // ---- worker side ----
     void worker_init(const WorkerId& me) override {
@@ -113,13 +142,18 @@ public:
         // Does this thread have a "ready" with the master that no connection
         // has answered yet? Per thread: 04's threads wait on one channel.
         thread_local bool credit = false;
-        if (!credit) {
-            char ready = 'r';
-            if (::send(channel_, &ready, 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-                request_stop();  // EPIPE: the master closed our end
+        while (!credit) {
+            switch (send_byte(channel_, 'r')) {
+            case Sent::sent:
+                credit = true;
+                break;
+            case Sent::full:  // the master has not read our earlier messages yet: wait for room
+                if (wait_writable(channel_, -1) == Wait::stop) return Fd();
+                break;
+            case Sent::closed:  // the master closed our end: it retired us, or it is gone
+                request_stop();
                 return Fd();
             }
-            credit = true;
         }
         if (wait_readable(channel_, -1) != Wait::ready) return Fd();  // a stop
         Received r = receive(channel_);
@@ -156,8 +190,8 @@ public:
                 // stop (once per process) and wait for the end of the stream.
                 // A second is plenty; a master that does not answer is dying.
                 if (!said_leaving_.exchange(true)) {
-                    char leaving = 'q';
-                    if (::send(channel_, &leaving, 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) return Fd();
+                    // Full: keep reading; the master reads its end and closes it soon anyway.
+                    if (send_byte(channel_, 'q') == Sent::closed) return Fd();
                 }
                 if (!readable_within(channel_, 1000)) return Fd();
                 continue;
@@ -179,6 +213,7 @@ public:
         master_end_[static_cast<size_t>(w.slot)].reset(pair[0]);
         worker_end_[static_cast<size_t>(w.slot)].reset(pair[1]);
         credits_[static_cast<size_t>(w.slot)] = 0;
+        full_[static_cast<size_t>(w.slot)] = false;
         return true;
     }
 
@@ -191,6 +226,7 @@ public:
         // Nothing more for it. Closing our end makes its waiting threads see
         // the end of stream, after whatever is still queued for them.
         credits_[static_cast<size_t>(slot)] = 0;
+        full_[static_cast<size_t>(slot)] = false;
         master_end_[static_cast<size_t>(slot)].reset();
     }
 
@@ -201,17 +237,21 @@ public:
         watched_.clear();
         for (size_t slot = 0; slot < master_end_.size(); ++slot) {
             if (!master_end_[slot]) continue;
-            fds.push_back({master_end_[slot].get(), POLLIN, 0});
+            // POLLOUT only for a full channel: we wait for room in it.
+            fds.push_back({master_end_[slot].get(), static_cast<short>(POLLIN | (full_[slot] ? POLLOUT : 0)), 0});
             watched_.push_back(slot);
         }
-        // Only while a worker is ready: otherwise clients wait in the backlog.
-        fds.push_back({anyone_ready() ? listen_fd_ : -1, POLLIN, 0});
+        // Only while a worker is ready and no connection waits for one:
+        // otherwise clients wait in the backlog.
+        fds.push_back({anyone_ready() && !held_ ? listen_fd_ : -1, POLLIN, 0});
     }
 
     void on_ready(const std::vector<pollfd>& fds) override {
         for (size_t k = 0; k < watched_.size(); ++k) {
             size_t slot = watched_[k];
-            if (fds[first_ + k].revents == 0 || !master_end_[slot]) continue;
+            short revents = fds[first_ + k].revents;
+            if (revents == 0 || !master_end_[slot]) continue;
+            if (revents & POLLOUT) full_[slot] = false;  // room again
             // One message per read: 'r' is a credit, 'q' says the worker is
             // leaving on its own; the end of stream, that it is gone.
             char message;
@@ -219,7 +259,7 @@ public:
             while ((n = ::read(master_end_[slot].get(), &message, 1)) > 0 && message == 'r') ++credits_[slot];
             if (n >= 0) retiring(static_cast<int>(slot));  // 'q', or gone: the reap will follow
         }
-        if (fds[first_ + watched_.size()].revents != 0) dispatch();
+        if (held_ || fds[first_ + watched_.size()].revents != 0) dispatch();
     }
 
 private:
@@ -235,24 +275,48 @@ private:
         readable_within(stop_fd(), 100);
     }
 
-    // Accepts while some worker has a credit and connections wait, round robin.
+    // Accepts while some worker has a credit and room in its channel, and
+    // hands each connection out, round robin. A connection no channel could
+    // take is held (held_) until one has room: never dropped.
     void dispatch() {
         while (anyone_ready()) {
-            Fd conn = try_accept(listen_fd_);  // non-blocking listener: empty when the backlog is empty
+            Fd conn = held_ ? std::move(held_) : try_accept(listen_fd_);  // non-blocking: empty when none waits
             if (!conn) return;
-            size_t slot = next_ready();  // only now: the round robin moves only when a connection is handed out
-            --credits_[slot];
-            if (!send_fd(master_end_[slot].get(), conn.get())) {
-                log("sendmsg to worker {}: {}", slot, std::strerror(errno));
-                continue;  // `conn` closes: that client sees the connection end
+            if (!hand_out(conn)) {
+                held_ = std::move(conn);  // every ready worker's channel is full: poll() waits for room
+                return;
             }
-            SL_TRACE("passed a connection to worker {}", slot);
-        }  // the master's copy of `conn` closes here; the worker has its own
+        }  // the master's copy of each connection closes here; the worker has its own
     }
 
+    // Sends `conn` to the next worker with a credit; tries the others when
+    // a channel is full or closed. True once one has it.
+    bool hand_out(Fd& conn) {
+        while (anyone_ready()) {
+            size_t slot = next_ready();  // only now: the round robin moves only when a connection is handed out
+            switch (send_fd(master_end_[slot].get(), conn.get())) {
+            case Sent::sent:
+                --credits_[slot];
+                SL_TRACE("passed a connection to worker {}", slot);
+                return true;
+            case Sent::full:
+                full_[slot] = true;  // its credits stay; it gets more once it has taken what is queued
+                SL_TRACE("worker {}'s channel is full; trying another", slot);
+                break;
+            case Sent::closed:
+                log("sendmsg to worker {}: {} (its connection goes to another worker)", slot, std::strerror(errno));
+                retiring(static_cast<int>(slot));  // gone: the reap will follow
+                break;
+            }
+        }
+        return false;
+    }
+
+    bool ready(size_t slot) const { return credits_[slot] > 0 && !full_[slot]; }
+
     bool anyone_ready() const {
-        for (int c : credits_)
-            if (c > 0) return true;
+        for (size_t slot = 0; slot < credits_.size(); ++slot)
+            if (ready(slot)) return true;
         return false;
     }
 
@@ -260,7 +324,7 @@ private:
         size_t n = credits_.size();
         for (size_t k = 1; k <= n; ++k) {
             size_t slot = (last_ + k) % n;
-            if (credits_[slot] > 0) return last_ = slot;
+            if (ready(slot)) return last_ = slot;
         }
         return 0;  // not reached: anyone_ready() was true
     }
@@ -269,6 +333,8 @@ private:
     std::vector<Fd> master_end_;  // master: its end of each worker's channel
     std::vector<Fd> worker_end_;  // master: a new worker's end, from socketpair to fork
     std::vector<int> credits_;    // master: "ready" messages not yet answered with a connection
+    std::vector<bool> full_;      // master: the channel answered EAGAIN; nothing more until POLLOUT
+    Fd held_;                     // master: accepted, waiting for a channel with room
     size_t first_ = 0;            // master: where our entries start in the poll set
     std::vector<size_t> watched_;  // master: the slot of each channel in the poll set
     size_t last_ = 0;

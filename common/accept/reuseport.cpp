@@ -36,15 +36,6 @@
 namespace sl {
 namespace {
 
-// A place whose socket stays quiet this long after its last connection is
-// drained. The master has stopped steering connections to it before the
-// leaving worker drains, but a handshake the kernel began just before that
-// completes into the same socket; on loopback it completes within
-// microseconds, across a network within a round trip. (Linux 5.14's
-// net.ipv4.tcp_migrate_req, off by default, lets the kernel move such
-// connections to another socket of the group instead.)
-constexpr int kDrainQuietMs = 200;
-
 class ReuseportAccept final : public AcceptStrategy, public MasterSide {
 public:
     ReuseportAccept(int first, const ListenOptions& listen, int places)
@@ -80,14 +71,16 @@ public:
         // poll() says it is readable the (blocking) accept finds the
         // connection instead of waiting for one.
         std::lock_guard<std::mutex> one_at_a_time(drain_);
-        if (open_[place_].load()) return Fd();  // the place lives on: its next worker takes what is queued
-        if (!readable_within(mine_, kDrainQuietMs) || open_[place_].load()) return Fd();
+        if (!place_closed()) return Fd();  // the place lives on: its next worker takes what is queued
+        if (!readable_within(mine_, kDrainQuietMs) || !place_closed()) return Fd();
         return try_accept(mine_);
     }
 
     MasterSide* master_side() override { return this; }
 
     int own_listener() const override { return mine_; }
+
+    bool place_closed() const override { return place_ >= 0 && !open_[place_].load(); }
 
     // ---- master side ----
     void open_places(const std::vector<bool>& open) override {

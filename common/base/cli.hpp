@@ -40,14 +40,26 @@ std::string name_list(const Names<E>& names) {
     return out;
 }
 
+/// The value a word names, or nullptr; the word of a value, or "".
+template <class E>
+const E* find_value(const Names<E>& names, std::string_view word) {
+    for (const auto& [w, v] : names)
+        if (w == word) return &v;
+    return nullptr;
+}
+template <class E>
+std::string_view find_word(const Names<E>& names, E value) {
+    for (const auto& [w, v] : names)
+        if (v == value) return w;
+    return {};
+}
+
 /// Accepts the words of `names`; anything else: "unknown value 'x': use a, b or c".
 template <class E>
 CLI::Validator enum_validator(const Names<E>& names, const std::string& what) {
     return CLI::Validator(
         [names](std::string& text) -> std::string {
-            for (const auto& [word, v] : names)
-                if (word == text) return {};
-            return "unknown value '" + text + "': use " + name_list(names);
+            return find_value(names, text) ? std::string() : "unknown value '" + text + "': use " + name_list(names);
         },
         what, "enum");
 }
@@ -59,36 +71,24 @@ CLI::Validator enum_validator(const Names<E>& names, const std::string& what) {
 template <class E>
 CLI::Option* add_enum_option(CLI::App& app, const std::string& flag, E& value, const Names<E>& names,
                              const std::string& help) {
-    std::string current;
-    for (const auto& [word, v] : names)
-        if (v == value) current = word;
     return app
         .add_option_function<std::string>(
-            flag,
-            [&value, names](const std::string& text) {
-                for (const auto& [word, v] : names)
-                    if (word == text) value = v;
-            },
-            help)
+            flag, [&value, names](const std::string& text) { value = *find_value(names, text); }, help)
         ->check(enum_validator(names, "WORD"))
-        ->default_str(current);
+        ->default_str(std::string(find_word(names, value)));
 }
 
 template <class E>
 CLI::Option* add_enum_option(CLI::App& app, const std::string& flag, std::vector<E>& values, const Names<E>& names,
                              const std::string& help) {
     std::string current;
-    for (E v : values)
-        for (const auto& [word, w] : names)
-            if (w == v) current += (current.empty() ? "" : ",") + std::string(word);
+    for (E v : values) current += (current.empty() ? "" : ",") + std::string(find_word(names, v));
     return app
         .add_option_function<std::vector<std::string>>(
             flag,
             [&values, names](const std::vector<std::string>& texts) {
                 values.clear();
-                for (const std::string& text : texts)
-                    for (const auto& [word, v] : names)
-                        if (word == text) values.push_back(v);
+                for (const std::string& text : texts) values.push_back(*find_value(names, text));
             },
             help)
         ->delimiter(',')

@@ -40,17 +40,22 @@ EventLoop::EventLoop(Trigger trigger) : trigger_(trigger) {
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wakeup_.get(), &ev) < 0) die("epoll_ctl ADD eventfd");
 }
 
-bool EventLoop::watch(int fd, uint32_t events, Watcher* watcher) {
+bool EventLoop::control(int op, int fd, uint32_t events, Watcher* watcher) {
     epoll_event ev{};
     ev.events = events | (trigger_ == Trigger::edge ? EPOLLET : 0u);
     ev.data.ptr = watcher;
-    // ADD first: EPOLLEXCLUSIVE may only be given to ADD (a MOD with it is EINVAL).
-    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) == 0) return true;
-    if (errno != EEXIST) return false;
-    return ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev) == 0;
+    return ::epoll_ctl(epoll_.get(), op, fd, &ev) == 0;
 }
 
-void EventLoop::unwatch(int fd) {
+bool EventLoop::add(int fd, uint32_t events, Watcher* watcher) {
+    return control(EPOLL_CTL_ADD, fd, events, watcher);
+}
+
+bool EventLoop::modify(int fd, uint32_t events, Watcher* watcher) {
+    return control(EPOLL_CTL_MOD, fd, events, watcher);  // EPOLLEXCLUSIVE is ADD's only (a MOD with it is EINVAL)
+}
+
+void EventLoop::remove(int fd) {
     // Fails only if it was not watched: nothing to undo then.
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
 }
@@ -98,26 +103,26 @@ int EventLoop::timeout_ms(int max_wait_ms) const {
     return wait == INT32_MAX ? -1 : static_cast<int>(wait);
 }
 
-void EventLoop::run_once(int max_wait_ms) {
-    epoll_event events[256];
-    int n = ::epoll_wait(epoll_.get(), events, 256, timeout_ms(max_wait_ms));
+void EventLoop::wait(Ready& ready, int max_wait_ms) {
+    int n = ::epoll_wait(epoll_.get(), ready.events, 256, timeout_ms(max_wait_ms));
     if (n < 0 && errno != EINTR) die("epoll_wait");  // EINTR: a signal; its flag is looked at by the caller
+    ready.count = n < 0 ? 0 : n;
     ++turns_;
-    for (int i = 0; i < n; ++i) {
-        auto* w = static_cast<Watcher*>(events[i].data.ptr);
-        if (w->first()) w->on_events(events[i].events);
+}
+
+void EventLoop::dispatch(const Ready& ready, bool listeners) {
+    for (int i = 0; i < ready.count; ++i) {
+        auto* w = static_cast<Watcher*>(ready.events[i].data.ptr);
+        if (w->listener() == listeners) w->on_events(ready.events[i].events);
     }
-    if (after_first_) after_first_();
-    for (int i = 0; i < n; ++i) {
-        auto* w = static_cast<Watcher*>(events[i].data.ptr);
-        if (!w->first()) w->on_events(events[i].events);
-    }
+}
+
+void EventLoop::run_once(int max_wait_ms) {
+    Ready ready;
+    wait(ready, max_wait_ms);
+    dispatch(ready);
     run_timers();
-    run_posted();
-    // Swapped out first: what a deferred function defers runs next turn.
-    std::vector<std::function<void()>> deferred;
-    deferred.swap(deferred_);
-    for (auto& fn : deferred) fn();
+    run_pending();
 }
 
 void EventLoop::run_timers() {
@@ -143,13 +148,17 @@ void EventLoop::run_timers() {
     for (const Timer& t : later) timers_.push(t);
 }
 
-void EventLoop::run_posted() {
+void EventLoop::run_pending() {
     std::vector<std::function<void()>> ready;
     {
         std::lock_guard<std::mutex> lock(posted_mutex_);
         ready.swap(posted_);
     }
     for (auto& fn : ready) fn();
+    // Swapped out first: what a deferred function defers runs next turn.
+    std::vector<std::function<void()>> deferred;
+    deferred.swap(deferred_);
+    for (auto& fn : deferred) fn();
 }
 
 }  // namespace sl

@@ -1,9 +1,13 @@
 // server.hpp: the protocol served from an event loop (05, and each worker
 // of 06). Many connections in one thread, none of them ever waited for.
 //
-// Each connection is a small state machine around the same Session as
-// every other model: bytes in, requests parsed, answers out. What changes is
-// that nothing may block:
+// Three parts, as nginx (ngx_event_accept.c apart from the request code)
+// and muduo (Acceptor apart from TcpConnection) cut them:
+//   acceptor.hpp    the listening socket: when and how many to accept
+//   connection.hpp  one connection: buffers, timers, the Session around it
+//   this file       the server: its connections, the stop, WORK's threads
+//
+// What changes from the blocking models is that nothing may block:
 //  - sockets are non-blocking; a connection reads what has arrived and writes
 //    what the kernel takes, and keeps the rest in its own buffers;
 //  - EPOLLOUT is watched only while answers wait to be sent;
@@ -11,6 +15,8 @@
 //    (or whose unread requests fill its input buffer) is not read any more
 //    until they drain, so a client that pipelines without reading cannot grow
 //    the server's memory without bound;
+//  - fairness: a connection reads at most 64 KiB per turn of the loop, so
+//    that one client sending without pause cannot keep the others waiting;
 //  - SLEEP is a timer; the idle timeout is a timer too;
 //  - WORK runs on the loop (every other client waits: the lesson) or, with
 //    --offload N, on N threads (offload.hpp);
@@ -34,6 +40,9 @@
 
 namespace sl {
 
+class Acceptor;
+class Connection;
+
 struct EventOptions {
     Trigger trigger = Trigger::level;
     int offload = 0;                  // threads for WORK (0: WORK runs on the loop)
@@ -56,36 +65,30 @@ public:
     EventServer(const EventServer&) = delete;
     EventServer& operator=(const EventServer&) = delete;
 
-    /// Accepts connections from the non-blocking listening socket `fd`:
-    /// watched for readability (with `extra` flags: EPOLLEXCLUSIVE), then
-    /// accepted until EAGAIN in edge mode or with --multi-accept, else one
-    /// per wakeup (nginx's default): the loop comes back for the next, and
-    /// in 06 another worker may take it meanwhile. `stats`, if given, counts
-    /// each wakeup and each that found nothing (the herd, in 06).
+    /// Accepts connections from the non-blocking listening socket `fd`
+    /// (acceptor.hpp): one per wakeup, or until EAGAIN edge-triggered and
+    /// with --multi-accept. `extra`: EPOLLEXCLUSIVE. `stats`, if given,
+    /// counts each wakeup and each that found nothing (the herd, in 06).
     void accept_from(int fd, uint32_t extra = 0, AcceptStats* stats = nullptr);
     /// Stops or resumes watching the listening socket (06's accept mutex).
     void accepting(bool on);
     /// EPOLLEXCLUSIVE: asked before re-adding the socket every 16 accepts;
     /// false skips it (06: a pool of one worker has nobody to give the turn to).
-    void others_waiting(std::function<bool()> fn) { others_waiting_ = std::move(fn); }
-
-    /// Serves a connection accepted elsewhere (06: what a leaving reuseport
-    /// worker drains from its own socket).
-    void adopt(Fd conn);
+    void others_waiting(std::function<bool()> fn);
+    /// After the stop began, when the listening socket is this process's
+    /// alone (06 reuseport: the place closed): take what is still queued in
+    /// it, until it stays quiet for `quiet_ms`. finished() waits for it.
+    void drain_listener(int quiet_ms);
 
     bool stopping() const { return stopping_; }
-    bool finished() const { return stopping_ && connections_.empty(); }
+    bool finished() const { return stopping_ && !draining_ && connections_.empty(); }
     size_t connections() const { return connections_.size(); }
-
-    class Connection;  // server.cpp
 
 private:
     friend class Connection;
-    class Listener;
     class StopWatcher;
     void begin_stop();
-    void accept_ready();
-    void take(Fd conn, bool nonblocking);
+    void take(Fd conn);
     void closed(Connection* c);
     Connection* find(uint64_t serial);
 
@@ -93,14 +96,14 @@ private:
     const ServerContext& ctx_;
     const EventOptions& options_;
     std::unique_ptr<WorkPool> pool_;
-    std::unique_ptr<Listener> listener_;
+    std::unique_ptr<Acceptor> acceptor_;
     std::unique_ptr<StopWatcher> stop_watcher_;
     std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
     // Closed during a turn, destroyed after it: an event for one of them may
     // still be in the same epoll_wait batch.
     std::vector<std::unique_ptr<Connection>> closed_;
-    std::function<bool()> others_waiting_;
     bool stopping_ = false;
+    bool draining_ = false;
 };
 
 }  // namespace sl

@@ -115,9 +115,11 @@ std::string peer_name(int fd) {
     return format_address(addr);
 }
 
-Wait wait_readable(int fd, int timeout_ms) {
+namespace {
+
+Wait wait_for(int fd, short events, int timeout_ms) {
     // poll(2) skips entries whose fd is negative, so missing pipes cost nothing.
-    pollfd fds[3] = {{fd, POLLIN, 0}, {stop_fd(), POLLIN, 0}, {event_fd(), POLLIN, 0}};
+    pollfd fds[3] = {{fd, events, 0}, {stop_fd(), POLLIN, 0}, {event_fd(), POLLIN, 0}};
     int64_t deadline = timeout_ms < 0 ? -1 : monotonic_ms() + timeout_ms;
     for (;;) {
         int left = deadline < 0 ? -1 : static_cast<int>(std::max<int64_t>(0, deadline - monotonic_ms()));
@@ -133,8 +135,18 @@ Wait wait_readable(int fd, int timeout_ms) {
             drain_events();
             return Wait::event;
         }
-        return Wait::ready;  // readable, or POLLHUP/POLLERR: the next read reports it
+        return Wait::ready;  // ready, or POLLHUP/POLLERR: the next read or write reports it
     }
+}
+
+}  // namespace
+
+Wait wait_readable(int fd, int timeout_ms) {
+    return wait_for(fd, POLLIN, timeout_ms);
+}
+
+Wait wait_writable(int fd, int timeout_ms) {
+    return wait_for(fd, POLLOUT, timeout_ms);
 }
 
 bool readable_within(int fd, int timeout_ms) {
@@ -226,6 +238,23 @@ bool write_all(int fd, std::string_view data) {
 bool set_send_timeout(int fd, int seconds) {
     timeval tv{seconds, 0};
     return ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0;
+}
+
+void linger_before_close(int fd) {
+    if (::shutdown(fd, SHUT_WR) < 0) return;  // ENOTCONN: the client is gone already
+    char buf[16384];
+    size_t dropped = 0;
+    const int64_t end = monotonic_ms() + kLingerTotalMs;
+    for (;;) {
+        int64_t left = std::min<int64_t>(kLingerSilenceMs, end - monotonic_ms());
+        if (left <= 0 || !readable_within(fd, static_cast<int>(left))) return;  // silence, or time is up
+        ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0) return;  // the client closed its side too: nothing more can come
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (n < 0) return;  // reset: the client is gone
+        dropped += static_cast<size_t>(n);
+        if (dropped > kLingerMaxBytes) return;
+    }
 }
 
 }  // namespace sl

@@ -47,6 +47,8 @@ enum class Wait { ready, timeout, stop, event };
 /// requested, or (in a supervising process) a signal event arrives, which it
 /// drains: the caller then looks at the flags (see signals.hpp). Retries EINTR.
 Wait wait_readable(int fd, int timeout_ms);
+/// The same, until `fd` is writable (a full socket buffer has room again).
+Wait wait_writable(int fd, int timeout_ms);
 
 /// Waits only for `fd` to become readable, for at most `timeout_ms`; a
 /// signal or a stop does not end the wait (EINTR is retried). For a leaving
@@ -106,5 +108,24 @@ bool write_all(int fd, std::string_view data);
 /// SO_SNDTIMEO, so a client that stops reading cannot block a writer forever.
 /// False if setsockopt failed (errno set).
 bool set_send_timeout(int fd, int seconds);
+
+/// Lingering close, for a server that ends a connection while its client
+/// may still be sending (the body after a 413, requests pipelined after a
+/// QUIT): close() with input unread, or with input still arriving, makes the
+/// kernel answer with a reset (RST), and a reset can make the client's TCP
+/// throw away our last answer before the client has read it (RFC 9112,
+/// section 9.6). Instead: shut down our side, so the client reads every
+/// answer and then the end of the stream, and read and drop what still comes
+/// until the client closes its side too, or for at most kLingerSilenceMs
+/// without a byte, kLingerTotalMs in all, kLingerMaxBytes dropped. Apache
+/// waits 2 s of silence (SECONDS_TO_LINGER) and 30 s in all
+/// (MAX_SECS_TO_LINGER, server/connection.c); nginx 5 s and 30 s
+/// (lingering_timeout, lingering_time).
+inline constexpr int64_t kLingerSilenceMs = 2000;
+inline constexpr int64_t kLingerTotalMs = 5000;
+inline constexpr size_t kLingerMaxBytes = size_t{64} << 20;
+
+/// The blocking form: returns once the lingering is over. The caller closes `fd`.
+void linger_before_close(int fd);
 
 }  // namespace sl

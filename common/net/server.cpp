@@ -38,6 +38,19 @@ CpuBaseline cpu_used() {
 
 }  // namespace
 
+ServerContext one_process_context(std::string_view model, const CommonOptions& options, Counters& counters) {
+    ServerContext ctx;
+    ctx.model = model;
+    ctx.idle_timeout_s = options.idle_timeout;
+    ctx.counters = &counters;
+    const int64_t started_ms = monotonic_ms();
+    ctx.totals = [model, &counters, started_ms] {
+        return Totals{model, 1, counters.connections.load(), counters.requests.load(),
+                      static_cast<uint64_t>(monotonic_ms() - started_ms)};
+    };
+    return ctx;
+}
+
 Identity ConnectionView::identity() const {
     return {ctx_->model, ::getpid(), ::getppid(), static_cast<pid_t>(::syscall(SYS_gettid)), ctx_->worker, serial_};
 }
@@ -87,12 +100,20 @@ constexpr int kWakeMs = 1000;
 // During a stop's grace, so that it ends when it should, not up to a second late.
 constexpr int kGraceWakeMs = 50;
 
-// The connection loop. Returns why the connection ended, for the trace.
-const char* run_connection(int fd, Session& session, const ServerContext& ctx, uint64_t serial) {
+// How a connection ended: why (for the trace), and whether its client may
+// still be sending, so that closing it must linger (net.hpp).
+struct Ended {
+    const char* why;
+    bool linger = false;
+};
+
+// The connection loop.
+Ended run_connection(int fd, Session& session, const ServerContext& ctx, uint64_t serial) {
     const int64_t idle_ms = int64_t{ctx.idle_timeout_s} * 1000;
     int64_t deadline = monotonic_ms() + idle_ms;
     bool answered_any = false;
     bool grace_started = false;
+    bool full_read = false;  // the last read filled the buffer: more may be in the socket
     std::string in, out;
     char buf[16384];
     for (;;) {
@@ -115,9 +136,15 @@ const char* run_connection(int fd, Session& session, const ServerContext& ctx, u
             ctx.counters->last_active_ms.store(now, std::memory_order_relaxed);
             deadline = now + idle_ms;
             SL_TRACE("conn {}: {} -> {}", serial, session.last_request(), session.last_answer());
-            if (!write_all(fd, out)) return "write failed (client gone or not reading)";
+            if (!write_all(fd, out)) return {"write failed (client gone or not reading)"};
             out.clear();
-            if (session.closing()) return stop_requested() ? "server stopping" : "closed by the server";
+            if (session.closing()) {
+                // Bytes behind the last request, a read that filled the buffer, or
+                // a malformed request whose rest was never read: the client may
+                // still be sending.
+                bool more = used < in.size() || full_read || session.ended_on_error();
+                return {stop_requested() ? "server stopping" : "closed by the server", more};
+            }
         }
         in.erase(0, used);
         // Waiting for bytes: the rest of a request, or the next one.
@@ -138,16 +165,17 @@ const char* run_connection(int fd, Session& session, const ServerContext& ctx, u
                 static_cast<void>(set_receive_wakeup(fd, kGraceWakeMs));
             }
             if (monotonic_ms() >= deadline) {
-                if (stop_requested()) return "server stopping (no request within the grace)";
+                if (stop_requested()) return {"server stopping (no request within the grace)"};
                 write_all(fd, session.idle_goodbye());
-                return "idle timeout";
+                return {"idle timeout"};
             }
             size_t got = 0;
             ReadStatus r = read_or_wake(fd, buf, sizeof buf, got);
-            if (r == ReadStatus::eof) return "client closed";
-            if (r == ReadStatus::error) return "read failed (connection reset)";
+            if (r == ReadStatus::eof) return {"client closed"};
+            if (r == ReadStatus::error) return {"read failed (connection reset)"};
             if (r == ReadStatus::data) {
                 in.append(buf, got);
+                full_read = got == sizeof buf;
                 break;
             }
         }
@@ -168,10 +196,14 @@ void serve_connection(Fd conn, const ServerContext& ctx, uint64_t serial) {
     // What the status views show: one relaxed store to a line this thread owns.
     ctx.counters->open.fetch_add(1, std::memory_order_relaxed);
     ctx.counters->set_activity(Activity::reading);
-    const char* why = run_connection(conn.get(), session, ctx, serial);
+    Ended end = run_connection(conn.get(), session, ctx, serial);
+    if (end.linger) {
+        SL_TRACE("conn {}: {}; lingering close (the client may still be sending)", serial, end.why);
+        linger_before_close(conn.get());
+    }
     ctx.counters->open.fetch_sub(1, std::memory_order_relaxed);
     ctx.counters->set_activity(Activity::waiting);
-    SL_TRACE("conn {} closed: {}", serial, why);
+    SL_TRACE("conn {} closed: {}", serial, end.why);
 }  // `conn` closes here
 
 void print_summary(std::string_view model, uint64_t connections, uint64_t requests) {

@@ -25,6 +25,10 @@ struct ServerContext {
     bool debug_commands = false;     // CRASH is accepted (a test hook of the prefork models)
 };
 
+/// The context of a model that is one process (01, 05): its own counters
+/// are the whole server's, for STATS and STATUS. `counters` must outlive it.
+ServerContext one_process_context(std::string_view model, const CommonOptions& options, Counters& counters);
+
 /// WHO's and STATS's view of one connection of a model: who serves it (pid,
 /// ppid, tid, worker, the connection's serial) and the whole server's totals.
 class ConnectionView final : public ServerView {

@@ -26,7 +26,7 @@ class Master {
 public:
     Master(Scoreboard& board, MasterSide* side, const MasterOptions& options, const WorkerMain& worker_main)
         : board_(board), side_(side), options_(options), pool_(options.pool),
-          worker_main_(worker_main), slots_(static_cast<size_t>(board.size())),
+          worker_main_(worker_main), slots_(static_cast<size_t>(board.size())), children_(board.size()),
           reaped_usage_(static_cast<size_t>(board.size())), target_(pool_.initial_workers()) {}
 
     int run() {
@@ -36,6 +36,7 @@ public:
         while (!stop_requested() && !failed_) {
             keep_pool_size();
             wait(next_timeout_ms());
+            children_.chase();  // leaving workers: SIGTERM again, or SIGKILL once their grace is over
             if (take_child_exited()) reap_workers();
             if (take_report_request()) print_worker_table(board_, reaped_usage_, target_);
             if (take_reload()) rolling_restart();
@@ -51,11 +52,13 @@ public:
     }
 
 private:
-    // What the master alone knows of a slot; the rest is in the scoreboard,
-    // the one table of workers (the pid is there and nowhere else).
+    // What the master alone knows of a slot, in its own memory. The pids
+    // it signals and reaps are in children_ (children.hpp: never the
+    // scoreboard, which every worker can write); the scoreboard has the
+    // workers' own states and counts, for the pool rules and for display.
     struct Slot {
         SlotView::Role role = SlotView::empty;
-        int64_t kill_at_ms = 0;     // retiring: SIGKILL if still alive then
+        int64_t forked_ms = 0;      // running: when fork() returned (the crash-loop rule's clock)
         int quick_deaths = 0;       // in a row: the crash-loop backoff grows with it
         int64_t respawn_at_ms = 0;  // waiting: fork again then
     };
@@ -84,6 +87,7 @@ private:
     // soon as it is ready, and nothing else would wake the master then.
     int next_timeout_ms() const {
         int64_t now = monotonic_ms(), wake = next_tick_ms_;
+        if (int64_t chase = children_.next_chase_ms(); chase >= 0) wake = std::min(wake, chase);
         for (int i = 0; i < board_.size(); ++i) {
             if (slots_[i].role == SlotView::waiting) wake = std::min(wake, slots_[i].respawn_at_ms);
             if (slots_[i].role == SlotView::running && board_.slot(i).state == WorkerState::starting)
@@ -135,19 +139,12 @@ private:
         for (int i = 0; i < board_.size(); ++i) {
             Slot& s = slots_[i];
             if (s.role != SlotView::running) continue;
-            if (now - board_.slot(i).started_ms >= kStableMs) s.quick_deaths = 0;  // a stable minute
+            if (now - s.forked_ms >= kStableMs) s.quick_deaths = 0;  // a stable minute
             int64_t busy_since = board_.counts(i).busy_since_ms;
             if (pool_.request_timeout > 0 && busy_since != 0 && now - busy_since > pool_.request_timeout * 1000LL) {
                 log("worker {} (pid {}) busy on one request for over --request-timeout {} s; replacing it", i,
-                    board_.slot(i).pid.load(), pool_.request_timeout);
+                    children_.pid(i), pool_.request_timeout);
                 retire_worker(i, 1);  // SIGTERM, and SIGKILL after a 1 s grace: the request will not finish
-            }
-        }
-        for (int i = 0; i < board_.size(); ++i) {
-            Slot& s = slots_[i];
-            if (s.role == SlotView::retiring && s.kill_at_ms != 0 && now >= s.kill_at_ms) {
-                ::kill(board_.slot(i).pid, SIGKILL);
-                s.kill_at_ms = 0;
             }
         }
     }
@@ -182,8 +179,10 @@ private:
             log("fork: {} (worker {} not started; trying again in a second)", std::strerror(fork_error), slot);
             return wait_to_respawn(slot, 1000);
         }
-        board_.slot(slot).pid = pid;
+        children_.forked(slot, pid);  // the master's own record: the one it will signal and reap
+        board_.slot(slot).pid = pid;  // for display (STATUS, the worker table)
         slots_[slot].role = SlotView::running;
+        slots_[slot].forked_ms = monotonic_ms();
         ++board_.events().spawns;
         SL_TRACE("spawned worker {} pid {} (generation {}, place {})", slot, pid, generation_, place);
         return true;
@@ -206,26 +205,28 @@ private:
         board_.slot(slot).pid = ::getpid();
         // Workers never outlive the master: the kernel sends SIGKILL when it
         // dies. If it died before this line, nobody would send it, so look.
-        // die_now, not die(): a child must not run the master's atexit handlers.
-        if (::prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die_now("prctl PR_SET_PDEATHSIG");
+        // (die() in a forked worker _exits: the master's atexit handlers are not ours to run.)
+        if (::prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl PR_SET_PDEATHSIG");
         if (::getppid() != master) ::_exit(1);  // the master is gone already: nobody to serve for
         SL_TRACE("started");
         if (pool_.debug_fail_start) ::_exit(3);  // test hook: fail before ever being ready
+        if (!pool_.debug_forge_pids.empty()) {   // test hook: what a worker gone wrong could write
+            const std::vector<int>& forged = pool_.debug_forge_pids;
+            for (int i = 0; i < board_.size(); ++i) board_.slot(i).pid = forged[static_cast<size_t>(i) % forged.size()];
+        }
     }
 
     // Asks the worker in `slot` to leave: no more work for it, SIGTERM (it
-    // finishes what it has), then SIGKILL after `grace_s`. It is not replaced
-    // in its slot.
+    // finishes what it has; repeated every 500 ms), then SIGKILL after
+    // `grace_s` (children.hpp). It is not replaced in its slot.
     void retire_worker(int slot, int grace_s) {
-        Slot& s = slots_[slot];
         if (side_ != nullptr) side_->retiring(slot);
-        s.role = SlotView::retiring;
+        slots_[slot].role = SlotView::retiring;
         update_places();  // before the signal: reuseport stops steering to its place first
         board_.leaving(slot);
-        ::kill(board_.slot(slot).pid, SIGTERM);
-        s.kill_at_ms = monotonic_ms() + grace_s * 1000LL;
+        children_.ask_to_leave(slot, grace_s * 1000LL);
         ++board_.events().retirements;
-        SL_TRACE("retiring worker {} pid {}", slot, board_.slot(slot).pid.load());
+        SL_TRACE("retiring worker {} pid {}", slot, children_.pid(slot));
     }
 
     // When the pool shrinks: pick_to_retire's choice (pool.hpp).
@@ -243,7 +244,7 @@ private:
 
     void reap_workers() {
         for (const ChildExit& e : reap_children()) {
-            int slot = board_.find(e.pid);
+            int slot = children_.find(e.pid);
             if (slot < 0) continue;
             Slot& s = slots_[slot];
             bool never_ready = board_.slot(slot).state == WorkerState::starting;
@@ -251,6 +252,7 @@ private:
             bool outgoing = views()[slot].outgoing;
             if (side_ != nullptr) side_->retiring(slot);
             board_.retire(slot);
+            children_.reaped(slot);
             reaped_usage_[slot] = e.usage;
             if (s.role == SlotView::retiring || stop_requested()) {
                 s.role = SlotView::empty;
@@ -289,7 +291,7 @@ private:
         // once, or a few kills in a row would starve the pool into backoff.
         int64_t now = monotonic_ms();
         if (took_work) s.quick_deaths = 0;
-        else if (now - board_.slot(slot).started_ms < kQuickDeathMs) ++s.quick_deaths;
+        else if (now - s.forked_ms < kQuickDeathMs) ++s.quick_deaths;
         int64_t delay = backoff_ms(s.quick_deaths);
         wait_to_respawn(slot, delay);
         if (delay > 0) {
@@ -325,7 +327,7 @@ private:
     // SIGQUIT: no grace. Workers get SIGKILL; requests in flight are lost.
     int quit_now() {
         log("SIGQUIT: stopping now");
-        for (pid_t pid : board_.live_pids()) ::kill(pid, SIGKILL);
+        children_.kill_all();
         shutdown_workers();
         return 0;
     }
@@ -334,19 +336,15 @@ private:
     // idle connections and exit; stragglers get SIGKILL after the timeout.
     void shutdown_workers() {
         for (int i = 0; i < board_.size(); ++i) {
-            if (!board_.live(i)) continue;
+            if (!children_.live(i)) continue;
             if (side_ != nullptr) side_->retiring(i);  // hand out nothing more (pass-fd: its channel closes after what is queued)
             board_.leaving(i);
         }
-        stop_children(
-            pool_.graceful_timeout, [this] { return board_.live_pids(); },
-            [this](const ChildExit& e) {
-                int slot = board_.find(e.pid);
-                if (slot < 0) return;
-                board_.retire(slot);
-                reaped_usage_[slot] = e.usage;
-                slots_[slot].role = SlotView::empty;
-            });
+        stop_children(children_, pool_.graceful_timeout, [this](int slot, const ChildExit& e) {
+            board_.retire(slot);
+            reaped_usage_[slot] = e.usage;
+            slots_[slot].role = SlotView::empty;
+        });
         print_worker_table(board_, reaped_usage_, target_);
         Totals t = board_.totals(options_.model);
         print_summary(options_.model, t.connections, t.requests);
@@ -371,6 +369,7 @@ private:
     const PoolOptions& pool_;
     const WorkerMain& worker_main_;
     std::vector<Slot> slots_;          // index: scoreboard slot
+    ChildTable children_;              // index: scoreboard slot; the workers' pids, the master's alone
     std::vector<rusage> reaped_usage_;  // index: scoreboard slot; CPU of its last reaped worker
     std::vector<bool> places_;         // the open places last told to the strategy
     int target_;
@@ -383,6 +382,19 @@ private:
 };
 
 }  // namespace
+
+ServerContext worker_context(const MasterOptions& master, const CommonOptions& options, Scoreboard& board,
+                             int slot, std::string_view accept) {
+    ServerContext ctx;
+    ctx.model = master.model;
+    ctx.worker = slot;
+    ctx.idle_timeout_s = options.idle_timeout;
+    ctx.counters = &board.slot(slot).counters;
+    ctx.totals = [&board, model = master.model] { return board.totals(model); };
+    ctx.status = [&board, model = master.model, accept] { return board.status(model, accept); };  // STATUS, /status
+    ctx.debug_commands = master.pool.debug_commands;
+    return ctx;
+}
 
 int run_master(Scoreboard& board, MasterSide* side, const MasterOptions& options, const WorkerMain& worker_main) {
     return Master(board, side, options, worker_main).run();

@@ -24,6 +24,8 @@
 #pragma once
 
 #include "accept/accept.hpp"
+#include "base/cli.hpp"
+#include "net/server.hpp"
 #include "process/pool.hpp"
 #include "process/scoreboard.hpp"
 
@@ -36,6 +38,13 @@ struct MasterOptions {
     std::string_view model;
     PoolOptions pool;
 };
+
+/// The context a worker of a prefork model serves with (03, 04, 06): WHO
+/// names its slot, STATS and STATUS read the whole scoreboard, and it counts
+/// into its slot (04: each thread sets its own `counters` instead).
+/// `accept` is the strategy's name, for STATUS. `board` must outlive it.
+ServerContext worker_context(const MasterOptions& master, const CommonOptions& options, Scoreboard& board,
+                             int slot, std::string_view accept);
 
 /// What runs in a worker after fork(): gets who it is, returns its exit
 /// status. A worker that leaves on its own (--max-requests) returns 0.

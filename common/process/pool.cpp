@@ -39,6 +39,10 @@ void add_pool_options(CLI::App& app, PoolOptions& o) {
     add_graceful_timeout_option(app, o.graceful_timeout);
     app.add_flag("--debug-commands", o.debug_commands, "test hook: enable CRASH (the worker serving it aborts)");
     app.add_flag("--debug-fail-start", o.debug_fail_start, "test hook: workers exit with failure before they are ready");
+    app.add_option("--debug-forge-pids", o.debug_forge_pids,
+                   "test hook: each worker, once started, writes these pids into every slot of the scoreboard "
+                   "(slot i gets the (i mod n)-th), as a worker gone wrong could; the master must not care")
+        ->delimiter(',');
 
     // Checks that involve several options, once all are parsed.
     app.callback([&o, &app] {

@@ -25,6 +25,7 @@ struct PoolOptions {
     int graceful_timeout = 10;    // seconds a stop or retirement waits before SIGKILL
     bool debug_commands = false;  // enables CRASH (test hook)
     bool debug_fail_start = false;  // every worker exits with failure before it is ready (test hook)
+    std::vector<int> debug_forge_pids;  // every worker writes these into the scoreboard's pids (test hook)
 
     bool dynamic() const { return pool == Pool::dynamic; }
     int initial_workers() const { return dynamic() ? start_workers : workers; }

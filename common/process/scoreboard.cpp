@@ -54,18 +54,6 @@ void Scoreboard::drain_doorbell() {
     }
 }
 
-int Scoreboard::find(pid_t pid) const {
-    for (int i = 0; i < size(); ++i)
-        if (slots_[i].pid.load(std::memory_order_relaxed) == pid && live(i)) return i;
-    return -1;
-}
-
-int Scoreboard::free_slot() const {
-    for (int i = 0; i < size(); ++i)
-        if (!live(i)) return i;
-    return -1;
-}
-
 Scoreboard::Counts Scoreboard::counts(int i) const {
     auto add = [](Counts& c, const Counters& k) {
         c.accepts += k.connections.load(std::memory_order_relaxed);
@@ -135,13 +123,6 @@ uint64_t Scoreboard::live_workers() const {
     uint64_t n = 0;
     for (int i = 0; i < size(); ++i) n += live(i);
     return n;
-}
-
-std::vector<pid_t> Scoreboard::live_pids() const {
-    std::vector<pid_t> pids;
-    for (int i = 0; i < size(); ++i)
-        if (live(i) && slots_[i].pid != 0) pids.push_back(slots_[i].pid);
-    return pids;
 }
 
 Totals Scoreboard::totals(std::string_view model) const {

@@ -1,10 +1,13 @@
-// scoreboard.hpp: the child table of a prefork master, in memory that the
-// master and every worker share (an anonymous shared mapping, see shm.hpp).
+// scoreboard.hpp: what the workers of a prefork server (and 02's children)
+// say about themselves, in memory that the master and every worker share
+// (an anonymous shared mapping, see shm.hpp), as Apache's scoreboard.
 //
-// As in Apache's scoreboard, it is the one table of workers: a worker's pid
-// is written here and nowhere else. Workers read it (STATS, WHO) and write
-// their own state and counters; the master keeps beside it only what
-// workers never need (master.cpp: when to respawn, when to SIGKILL).
+// Workers write their own state and counters here, and read everyone's
+// (STATS, STATUS, WHO); the master reads it for the pool rules and the
+// tables. It is for display and statistics, never for control: any worker
+// can write any byte of it, so the pids the master signals and reaps are in
+// its own private table (children.hpp's ChildTable, nginx's ngx_processes[]),
+// not here. A pid here is what STATUS shows.
 //
 // The rule that makes it safe without a lock: **one writing process at a
 // time per field, and ownership passes with fork() and wait()**.
@@ -15,10 +18,11 @@
 //     writes its own thread slot, and the worker slot's state and accept
 //     counts are written by whichever thread changes them (atomic stores and
 //     increments: a count is never lost, a state may be a moment stale). The
-//     master writes only the pid and `leaving`. (The one exception to the
-//     rule: the new worker also stores its own pid as it starts, so that a
-//     STATUS between fork() and the master's store names it. Both write the
-//     same value, so neither can undo the other; see become_worker.)
+//     master writes only the pid (for display) and `leaving`. (The one
+//     exception to the rule: the new worker also stores its own pid as it
+//     starts, so that a STATUS between fork() and the master's store names
+//     it. Both write the same value, so neither can undo the other; see
+//     become_worker.)
 //   - After wait() the slot is the master's again: it moves the counts into
 //     the retired totals and marks the slot empty.
 // Every field that changes after the first fork is a lock-free std::atomic:
@@ -62,7 +66,11 @@ struct alignas(64) WorkerSlot {
     Counters counters;                      // connections = this worker's accepts
     AcceptStats accept;                     // counted by its accept strategy
 
-    void set_state(WorkerState s) { state.store(s, std::memory_order_relaxed); }
+    /// A release store: a master that reads the new state (with an acquire
+    /// load, or the default seq_cst one) also sees everything the worker
+    /// wrote before it. Leaving `starting` is the worker's "ready", on which
+    /// the master retires the worker it replaces.
+    void set_state(WorkerState s) { state.store(s, std::memory_order_release); }
 };
 
 /// One thread of a worker process (04): written by that thread only.
@@ -95,10 +103,6 @@ public:
 
     /// Does slot `i` have a worker (forked, not yet reaped)?
     bool live(int i) const { return slots_[i].state.load(std::memory_order_relaxed) != WorkerState::empty; }
-    /// The live slot whose worker has this pid, or -1.
-    int find(pid_t pid) const;
-    /// A slot with no worker, or -1 if every slot has one.
-    int free_slot() const;
 
     /// A worker's counts: its own counters plus its threads'. busy_since_ms
     /// is the oldest request being executed in it (0: none).
@@ -148,8 +152,6 @@ public:
     /// STATS for the whole server: retired counts plus every live slot's.
     Totals totals(std::string_view model) const;
     uint64_t live_workers() const;
-    /// The pids of the live workers that have one yet (forked): whom to signal.
-    std::vector<pid_t> live_pids() const;
 
     /// STATUS: a row per live worker, each followed by its threads' rows (04),
     /// with CPU time from /proc. `accept`: the strategy's name, or empty.

@@ -36,7 +36,7 @@ Session::Parsed Session::parse_text(std::string_view input, std::string& out) {
         return {};
     case TextParse::too_long:
         out += "ERR line too long\n";
-        closing_ = true;
+        closing_ = ended_on_error_ = true;
         note("(line over 8192 bytes)", "ERR line too long");
         return {input.size(), false, {}, true};
     case TextParse::line:
@@ -55,7 +55,7 @@ Session::Parsed Session::parse_http(std::string_view input, std::string& out) {
         // cannot know where the next one would start.
         std::string body = "ERR " + p.reason + "\n";
         append_response(out, {p.error_status, body, false, true});
-        closing_ = true;
+        closing_ = ended_on_error_ = true;
         note("(malformed HTTP request)", fmt::format("{} {}", p.error_status, p.reason));
         return {input.size(), false, {}, true};
     }
@@ -65,7 +65,7 @@ Session::Parsed Session::parse_http(std::string_view input, std::string& out) {
     if (r.status != 200) {
         std::string body = "ERR " + r.reason + "\n";
         append_response(out, {r.status, body, head, true});
-        closing_ = true;
+        closing_ = ended_on_error_ = true;
         note(request.method + " " + request.target, fmt::format("{} {}", r.status, r.reason));
         return {p.consumed, false, {}, true};
     }

@@ -56,6 +56,10 @@ public:
     Step step(std::string_view input, std::string& out);
 
     bool closing() const { return closing_; }
+    /// Closing because a request was malformed (ERR line too long, a 4xx):
+    /// the rest of what the client sent was not read, and may still be
+    /// arriving (a request body). The connection loop closes it lingering.
+    bool ended_on_error() const { return ended_on_error_; }
     Framing framing() const { return framing_; }
 
     /// What to send before closing a connection that sat idle too long:
@@ -76,6 +80,7 @@ private:
     const ServerView& server_;
     Framing framing_ = Framing::unknown;
     bool closing_ = false;
+    bool ended_on_error_ = false;
     // The request being answered, between parse() and answer().
     struct Pending {
         std::string text;  // the text line, or "METHOD TARGET" (for --trace)

@@ -13,6 +13,14 @@ def pytest_addoption(parser):
                      help="where the built models are (default: build/bin)")
 
 
+def with_faults(bin_dir, faults, env=None):
+    """The environment that makes the named calls fail in a server (tests/fault/inject.cpp)."""
+    env = dict(env or os.environ, LD_PRELOAD=str(bin_dir / "libfault_inject.so"), SERVERLAB_FAULTS=faults)
+    # Under AddressSanitizer (./lab asan) the preloaded library comes before ASan's runtime: allowed here.
+    env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+    return env
+
+
 @pytest.fixture(scope="session")
 def bin_dir(request):
     path = pathlib.Path(request.config.getoption("--bin-dir"))
@@ -23,13 +31,16 @@ def bin_dir(request):
 
 @pytest.fixture
 def start(bin_dir):
-    """start(model, *args) -> Server on a free loopback port; every one is killed at teardown."""
+    """start(model, *args, env=None, faults=None) -> Server on a free loopback port; every one is killed
+    at teardown. `faults`: calls to fail (tests/fault/inject.cpp's SERVERLAB_FAULTS)."""
     servers = []
 
-    def _start(model, *args):
+    def _start(model, *args, env=None, faults=None):
         exe = bin_dir / model
         assert exe.exists(), f"{exe} is not built"
-        server = Server([exe, "--port", "0", *args])
+        if faults:
+            env = with_faults(bin_dir, faults, env)
+        server = Server([exe, "--port", "0", *args], env=env)
         servers.append(server)
         return server
 

@@ -21,12 +21,12 @@ HOST = "127.0.0.1"
 class Server:
     """A server process started on a free port; use as a context manager or call stop()."""
 
-    def __init__(self, argv, startup_timeout=10.0, preexec_fn=None, env=None):
+    def __init__(self, argv, startup_timeout=10.0, preexec_fn=None, env=None, cwd=None):
         self.argv = [str(a) for a in argv]
         self.stderr_file = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=self.stderr_file, start_new_session=True, preexec_fn=preexec_fn, env=env)
+            stderr=self.stderr_file, start_new_session=True, preexec_fn=preexec_fn, env=env, cwd=cwd)
         self.pid = self.proc.pid
         self.host, self.port = self._read_listening_line(startup_timeout)
 
@@ -289,3 +289,29 @@ def who_on_open_connections(server, count):
     finally:
         for c in clients:
             c.close()
+
+
+# ---- WORK, calibrated on this machine ---------------------------------------------------------
+
+MAX_WORK_STEPS = 1_000_000_000  # protocol.md: WORK takes at most this many steps
+
+
+def work_rate(server):
+    """WORK steps per second of this server's build on this machine now (a WORK of 50 million, timed).
+    Tests that need a request to take a while ask for it in seconds, not in steps: a student's CPU
+    may be three times faster than the one a figure was written on, a sanitizer build much slower."""
+    with server.connect(timeout=60) as c:
+        began = time.monotonic()
+        assert c.ask("WORK 50000000").startswith("WORKED 50000000 ")
+        return 50_000_000 / max(time.monotonic() - began, 1e-3)
+
+
+def work_lines(server, seconds):
+    """WORK requests that keep one thread busy about `seconds` here, one after another: as many
+    WORKs of at most MAX_WORK_STEPS as it takes. Returns the text to send (one line each)."""
+    steps = int(work_rate(server) * seconds)
+    lines = []
+    while steps > 0:
+        lines.append(f"WORK {min(steps, MAX_WORK_STEPS)}\n")
+        steps -= MAX_WORK_STEPS
+    return "".join(lines)

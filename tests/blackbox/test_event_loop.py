@@ -9,7 +9,7 @@ import time
 import pytest
 
 from fdlimit import limit_files, no_sanitizer_at_the_fd_limit
-from harness import Client, Server, children_of, wait_until
+from harness import Client, Server, children_of, wait_until, work_lines
 
 
 def threads_of(pid):
@@ -90,18 +90,24 @@ def test_a_client_that_never_reads_cannot_grow_the_server(start):
 
 def test_sleep_is_a_timer_but_work_stalls_everyone_unless_offloaded(start):
     def ping_during_work(server):
-        with server.connect(timeout=15) as worker, server.connect(timeout=15) as other:
-            worker.send("WORK 400000000\n")  # about a second of CPU
-            time.sleep(0.1)
+        work = work_lines(server, 1.0)  # about a second of CPU here, whatever this CPU's speed
+        with server.connect(timeout=30) as worker, server.connect(timeout=30) as other:
             began = time.monotonic()
+            worker.send(work)
+            time.sleep(0.1)
+            asked = time.monotonic()
             assert other.ask("PING") == "PONG"
-            waited = time.monotonic() - began
-            assert worker.line().startswith("WORKED 400000000 ")
-        return waited
+            waited = time.monotonic() - asked
+            for _ in range(work.count("\n")):
+                assert worker.line().startswith("WORKED ")
+            took = time.monotonic() - began
+        return waited, took
 
-    on_loop = ping_during_work(start("event_loop"))
-    offloaded = ping_during_work(start("event_loop", "--offload", "1"))
-    assert on_loop > 0.2, f"WORK runs on the loop: a PING meanwhile should wait for it, it waited {on_loop:.2f} s"
+    on_loop, work_took = ping_during_work(start("event_loop"))
+    offloaded, _ = ping_during_work(start("event_loop", "--offload", "1"))
+    assert on_loop > 0.5 * (work_took - 0.1), (
+        f"WORK runs on the loop: a PING sent 0.1 s into a WORK of {work_took:.2f} s should wait for it; "
+        f"it waited {on_loop:.2f} s")
     assert offloaded < on_loop / 2, (
         f"with --offload 1 WORK runs on a thread: the PING waited {offloaded:.2f} s, "
         f"against {on_loop:.2f} s with WORK on the loop")
@@ -214,3 +220,53 @@ def test_it_raises_its_descriptor_limit_to_hold_thousands_of_connections(bin_dir
         assert soft == 4096, f"the soft descriptor limit stayed at {soft}: 05 should raise it to the hard limit"
     finally:
         server.kill()
+
+
+@pytest.mark.parametrize("model", ["event_loop", "prefork_event_loop"])
+@pytest.mark.parametrize("trigger", ["level", "edge"])
+def test_a_client_that_never_pauses_does_not_keep_the_others_waiting(start, model, trigger):
+    # One client pipelines PINGs from one thread and reads its answers from
+    # another: its socket is never empty. Edge-triggered, the rule is to read
+    # until EAGAIN, which never comes: each connection reads at most 64 KiB
+    # a turn and comes back for the rest after the others had their turn.
+    server = start(model, "--trigger", trigger, *(["--workers", "1"] if model == "prefork_event_loop" else []))
+    assert model == "event_loop" or wait_until(lambda: len(children_of(server.pid)) == 1, 10)
+    flood = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    stop = threading.Event()
+
+    def send():
+        chunk = b"PING\n" * 4000
+        try:
+            while not stop.is_set():
+                flood.sendall(chunk)
+        except OSError:
+            pass
+
+    def read():
+        try:
+            while not stop.is_set() and flood.recv(1 << 16):
+                pass
+        except OSError:
+            pass
+
+    threads = [threading.Thread(target=send), threading.Thread(target=read)]
+    for t in threads:
+        t.start()
+    waited = []
+    try:
+        time.sleep(0.3)
+        for _ in range(5):
+            began = time.monotonic()
+            with server.connect(timeout=10) as c:
+                assert c.ask("PING") == "PONG"
+            waited.append(time.monotonic() - began)
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        flood.shutdown(socket.SHUT_RDWR)
+        flood.close()
+        for t in threads:
+            t.join(timeout=10)
+    assert sorted(waited)[2] < 0.05, (
+        f"{model} --trigger {trigger}: beside a client that sends without pause, another client's connect + PING "
+        f"took {', '.join(f'{w * 1000:.0f}' for w in waited)} ms: the loop kept serving the one connection")

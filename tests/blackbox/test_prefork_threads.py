@@ -98,3 +98,25 @@ def test_pass_fd_threads_serve_in_parallel_and_stop_promptly(start):
     assert server.stop(timeout=10) == 0
     took = time.monotonic() - began
     assert took < 2, f"an idle pass-fd worker took {took:.1f} s to stop: its threads did not see the stop"
+
+
+def test_pass_fd_with_1024_threads_loses_no_connection(start, bin_dir):
+    """1000 clients' SLEEPs end together, and 1000 threads say "ready" on one
+    channel at once: a few hundred messages fill a Unix socket's buffer.
+    EAGAIN there means "wait", not "the master is gone": once, the worker
+    left (and was replaced at once, its clients waiting), and the master
+    dropped connections it could not pass."""
+    import json
+    import re
+    import subprocess
+    server = start_threads(start, 1, 1024, "--accept", "pass-fd", "--trace")
+    load = subprocess.run([bin_dir / "loadgen", "--port", str(server.port), "--json", "--conn-per-request",
+                           "--connections", "1000", "--request", "SLEEP 300", "--requests", "3000", "--timeout", "20"],
+                          capture_output=True, text=True, timeout=120)
+    report = json.loads(load.stdout)
+    trace = server.stderr()
+    spawned = len(re.findall(r"master: spawned worker", trace))
+    assert report["errors"] == 0 and report["ok"] == 3000, (
+        f"1 worker x 1024 threads, pass-fd: {report['errors']} of 3000 connections lost {report['failures']}")
+    assert spawned == 1 and "left on its own" not in trace, \
+        f"the worker was replaced ({spawned} spawned): a full channel was taken for a closed one\n{trace[-1500:]}"

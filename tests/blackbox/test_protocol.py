@@ -174,3 +174,48 @@ def test_curl_reuses_a_keep_alive_connection(start, model):
     out = curl("-w", "%{num_connects}\n", f"{base}/ping", f"{base}/ping")
     assert out.split("\n") == ["PONG", "1", "PONG", "0", ""], \
         f"curl's second request should reuse the connection (num_connects 0): {out!r}"
+
+
+def send_then_read(port, data, timeout=10.0):
+    """Sends all of `data`, then reads what the server sent until it closed, as curl does with a
+    request body. Returns (what was read, the error that ended the sending or the reading, or None)."""
+    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+        try:
+            sock.sendall(data)
+        except OSError as e:  # a reset: curl gives up here ("Send failure: Connection reset by peer")
+            return b"", e
+        got = b""
+        try:
+            while data := sock.recv(65536):
+                got += data
+        except OSError as e:
+            return got, e
+        return got, None
+
+
+@pytest.mark.parametrize("case", ["20 MiB POST", "QUIT, then more", "line too long, then more"])
+def test_the_last_answer_survives_a_client_still_sending(start, model, case):
+    # The server ends the connection while the client is still sending, and
+    # knows it: bytes behind the last request, or a request it refused before
+    # reading it all. A close() with input unread, or with input still coming,
+    # answers with a reset (RST), which can destroy the answer in the client's
+    # buffers before it is read. A lingering close (shutdown, drain for a
+    # while, close) delivers it: 10 times of 10. (Bytes that arrive only after
+    # a QUIT whose connection looked quiet can still meet a reset: nginx's
+    # `lingering_close on` has the same window; closing it for every
+    # connection costs a round trip each.)
+    server = start(model, *(["--workers", "2"] if model.startswith("prefork") else []))
+    head, size, wanted = {
+        "20 MiB POST": (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 20971520\r\n\r\n", 20 << 20,
+                        b"HTTP/1.1 413 "),
+        "QUIT, then more": (b"PING\nQUIT\n" + b"PING\n" * 1000, 4 << 20, b"PONG\nBYE\n"),
+        "line too long, then more": (b"PING\n" + b"y" * 9000 + b"\n", 4 << 20, b"PONG\nERR line too long\n"),
+    }[case]
+    lost = []
+    for n in range(10):
+        got, error = send_then_read(server.port, head + b"x" * size)
+        if error or not got.startswith(wanted):
+            lost.append(f"try {n + 1}: {got[:60]!r}" + (f", {error!r}" if error else ""))
+    assert not lost, f"{model}, {case}: the answer was lost (a reset instead of a lingering close): {lost}"
+    with server.connect() as c:
+        assert c.ask("PING") == "PONG", "the server serves on"

@@ -6,6 +6,7 @@ killed at teardown (the `start` fixture) even when an assertion fails.
 import contextlib
 import json
 import os
+import pathlib
 import random
 import re
 import resource
@@ -237,10 +238,25 @@ def run_as_nobody_with_nproc(n):
     return preexec
 
 
+def where_nobody_can_run_it(exe):
+    """`exe`, copied where user nobody can run it: the clone may be in a directory others cannot
+    enter (a mktemp -d directory, /root, mode 0700), and so may pytest's tmp_path. A directory of
+    its own in the system's temporary directory, open to all; the caller removes it."""
+    import shutil
+    import tempfile
+    place = pathlib.Path(tempfile.mkdtemp(prefix="serverlab-nobody-"))
+    place.chmod(0o755)
+    copy = place / exe.name
+    shutil.copy2(exe, copy)
+    copy.chmod(0o755)
+    return copy
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="RLIMIT_NPROC binds only a non-root user: needs root to switch to nobody")
 @pytest.mark.parametrize("model", ["fork_per_conn", "prefork"])
 def test_fork_failure_is_logged_survived_and_recovered(bin_dir, model):
     """RLIMIT_NPROC as user nobody: fork() fails with EAGAIN, for real."""
+    import shutil
     from harness import Server
     def nobody_processes():
         found = []
@@ -255,7 +271,9 @@ def test_fork_failure_is_logged_survived_and_recovered(bin_dir, model):
     if not wait_until(lambda: not nobody_processes(), 5):
         pytest.skip(f"processes of user nobody are running ({nobody_processes()}): RLIMIT_NPROC would count them")
     args = ["--workers", "2"] if model == "prefork" else []
-    server = Server([bin_dir / model, "--port", "0", *args], preexec_fn=run_as_nobody_with_nproc(1 if model == "fork_per_conn" else 2))
+    exe = where_nobody_can_run_it(bin_dir / model)
+    server = Server([exe, "--port", "0", *args], preexec_fn=run_as_nobody_with_nproc(1 if model == "fork_per_conn" else 2),
+                    cwd="/")
     try:
         if model == "prefork":
             assert wait_until(lambda: "fork: Resource temporarily unavailable" in server.stderr(), 5), \
@@ -278,6 +296,7 @@ def test_fork_failure_is_logged_survived_and_recovered(bin_dir, model):
             assert c.ask("PING") == "PONG", "no recovery once fork works again"
     finally:
         server.kill()
+        shutil.rmtree(exe.parent, ignore_errors=True)
 
 
 # ---- slow and rude clients -------------------------------------------------------------------

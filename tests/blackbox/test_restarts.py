@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from harness import children_of, wait_until
+from harness import children_of, wait_until, work_lines
 
 STRATEGIES = ["blocking", "poll", "epoll", "epoll-exclusive", "lock-fcntl", "lock-mutex", "reuseport", "pass-fd"]
 EVENT_STRATEGIES = ["epoll", "epoll-exclusive", "reuseport", "accept-mutex"]  # 06's: those that fit an event loop
@@ -63,16 +63,22 @@ def test_every_way_a_worker_leaves_loses_no_request(start, bin_dir, model, strat
     assert report["ok"] > 1000, f"only {report['ok']} requests answered in 3 s"
 
 
+@pytest.mark.parametrize("protocol", ["http", "text"])
 @pytest.mark.parametrize("model", ["prefork", "prefork_threads", "prefork_event_loop"])
-def test_a_rolling_restart_loses_no_request_of_keep_alive_http_clients(start, bin_dir, model):
+def test_a_rolling_restart_loses_no_request_of_keep_alive_clients(start, bin_dir, model, protocol):
     # A worker that leaves answers one more request on each keep-alive
-    # connection, with `Connection: close`, instead of closing it while the
-    # client may be sending its next one (which would be lost: reset or closed).
+    # connection, with `Connection: close` in HTTP, instead of closing it
+    # while the client may be sending its next one. The text protocol has no
+    # way to say "last answer": a text client's next request may meet the
+    # close, unanswered and never executed, and loadgen sends it again on a
+    # new connection, once, as an HTTP client does (docs/protocol.md):
+    # `retried`, not lost.
     server = start(model, "--workers", "2", *(["--threads", "4"] if model == "prefork_threads" else []))
     assert wait_until(lambda: len(children_of(server.pid)) >= 2, 10)
     clients = 2 if model == "prefork" else 8  # 03 serves one keep-alive connection per worker at a time
-    load = subprocess.Popen([bin_dir / "loadgen", "--port", str(server.port), "--json", "--protocol", "http",
-                             "--path", "/ping", "--connections", str(clients), "--duration", "2.5", "--timeout", "2"],
+    what = ["--protocol", "http", "--path", "/ping"] if protocol == "http" else ["--request", "PING"]
+    load = subprocess.Popen([bin_dir / "loadgen", "--port", str(server.port), "--json", *what,
+                             "--connections", str(clients), "--duration", "2.5", "--timeout", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(0.3)
     for _ in range(3):
@@ -81,9 +87,10 @@ def test_a_rolling_restart_loses_no_request_of_keep_alive_http_clients(start, bi
     out, err = load.communicate(timeout=30)
     report = json.loads(out)
     assert server.stop(timeout=15) == 0
+    print(f"\n{model} {protocol}: {report['ok']} answered, {report['retried']} retried, {report['errors']} lost")
     assert report["errors"] == 0, (
-        f"{model}: {report['errors']} of {report['sent']} keep-alive requests lost across 3 HUPs: "
-        f"{report['failures']}")
+        f"{model}: {report['errors']} of {report['sent']} keep-alive {protocol} requests lost across 3 HUPs: "
+        f"{report['failures']} ({report['retried']} retried)")
     assert report["ok"] > 1000, f"only {report['ok']} requests answered in 2.5 s"
 
 
@@ -100,9 +107,10 @@ def test_connections_a_leaving_reuseport_worker_adopts_are_told_too(start):
     server = start("prefork_event_loop", "--accept", "reuseport", "--workers", "2", "--graceful-timeout", "30",
                    "--trace")
     assert wait_until(lambda: len(children_of(server.pid)) == 2, 10)
+    work = work_lines(server, 0.35)  # a third of a second of CPU here, each
     busy = [server.connect(timeout=10) for _ in range(6)]  # WORK on the loops: new connections wait in the sockets
     for c in busy:
-        c.send("WORK 300000000\n")
+        c.send(work)
     time.sleep(0.1)
     queued = [server.connect(timeout=10) for _ in range(8)]
     server.signal(signal.SIGTTOU)  # one place closes; its worker adopts what is queued there

@@ -18,6 +18,10 @@
 //   fork:slow-parent         fork() works, but returns in the parent only after 1.5 s
 //                            (a scheduler that runs the child first and keeps the
 //                            parent waiting: what a loaded machine may do)
+//   send:EAGAIN              send() fails with EAGAIN: the socket's buffer is full
+//   sendmsg:EAGAIN           the same for sendmsg() (pass-fd's master passing a connection)
+//   accept4:slow             accept4() waits 300 ms before the real call (a worker
+//                            whose SIGTERM lands between its stop check and accept)
 // With @N only the N-th matching call fails (counted per process), then none.
 #include <dlfcn.h>
 #include <time.h>
@@ -101,10 +105,33 @@ int pthread_mutex_consistent(pthread_mutex_t* mutex) {
     return real<int (*)(pthread_mutex_t*)>("pthread_mutex_consistent")(mutex);
 }
 
+ssize_t send(int fd, const void* buf, size_t length, int flags) {
+    if (should_fail("send", "EAGAIN")) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return real<ssize_t (*)(int, const void*, size_t, int)>("send")(fd, buf, length, flags);
+}
+
+ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) {
+    if (should_fail("sendmsg", "EAGAIN")) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return real<ssize_t (*)(int, const struct msghdr*, int)>("sendmsg")(fd, msg, flags);
+}
+
 int accept4(int fd, struct sockaddr* addr, socklen_t* length, int flags) {
     if (should_fail("accept4", nullptr)) {
         errno = ECONNABORTED;
         return -1;
+    }
+    if (should_fail("accept4", "slow")) {
+        // The signal handler may run during this sleep; its EINTR is not
+        // passed on, as a signal landing just before the call would not be.
+        timespec pause{0, 300'000'000};
+        while (::nanosleep(&pause, &pause) < 0 && errno == EINTR) {
+        }
     }
     return real<int (*)(int, struct sockaddr*, socklen_t*, int)>("accept4")(fd, addr, length, flags);
 }

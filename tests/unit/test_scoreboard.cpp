@@ -1,3 +1,4 @@
+#include "process/children.hpp"
 #include "process/scoreboard.hpp"
 
 #include <gtest/gtest.h>
@@ -46,13 +47,31 @@ TEST(Scoreboard, TotalsNeverGoBackwardsWhileAWorkerIsRetired) {
     EXPECT_EQ(board.totals("test").requests, 200005u);
 }
 
-TEST(Scoreboard, ALiveSlotIsFoundByPidAndAReapedOneIsNot) {
+TEST(Scoreboard, AReapedSlotStillNamesItsLastWorkerForTheTables) {
     sl::Scoreboard board(3);
     occupy(board, 2, 4242, 0);
-    EXPECT_EQ(board.find(4242), 2);
     EXPECT_EQ(board.live_workers(), 1u);
     board.retire(2);
-    EXPECT_EQ(board.find(4242), -1) << "a reaped worker's pid may be reused by another process";
     EXPECT_EQ(board.slot(2).pid.load(), 4242) << "the table still names the slot's last worker";
     EXPECT_EQ(board.live_workers(), 0u);
+}
+
+TEST(ChildTable, ALiveChildIsFoundByPidAndAReapedOneIsNot) {
+    sl::ChildTable children(3);
+    children.forked(2, 4242);
+    EXPECT_EQ(children.find(4242), 2);
+    EXPECT_EQ(children.count(), 1);
+    EXPECT_EQ(children.free_slot(), 0);
+    children.reaped(2);
+    EXPECT_EQ(children.find(4242), -1) << "a reaped child's pid may be reused by another process";
+    EXPECT_EQ(children.count(), 0);
+}
+
+TEST(ChildTable, NoPidButAForkedOneIsEverFoundOrSignalled) {
+    sl::ChildTable children(2);
+    EXPECT_EQ(children.find(0), -1) << "0 is not a child: kill(0, ...) would signal the parent's own group";
+    EXPECT_EQ(children.find(-1), -1) << "-1 is not a child: kill(-1, ...) would signal every process";
+    children.ask_all_to_leave(1000);  // no row is live: nothing may be sent
+    EXPECT_EQ(children.chase(), 0);
+    EXPECT_EQ(children.next_chase_ms(), -1);
 }

@@ -63,18 +63,19 @@ std::string report_json(const Report& report) {
 }
 
 std::string report_csv(const Report& report) {
-    std::string out = "scenario,model,label,requests_per_s,p50_ms,p99_ms,errors,processes,threads,peak_rss_mib,cpu_user_s,"
-                      "cpu_sys_s,busiest_worker_share,skipped\n";
+    std::string out = "scenario,model,label,requests_per_s,p50_ms,p99_ms,errors,retried,processes,threads,peak_rss_mib,"
+                      "cpu_user_s,cpu_sys_s,busiest_worker_share,skipped\n";
     for (const Run& run : report.runs) {
         if (!run.skipped.empty()) {
-            out += fmt::format("{},{},\"{}\",,,,,,,,,,,\"{}\"\n", run.scenario, run.model, run.label, run.skipped);
+            out += fmt::format("{},{},\"{}\",,,,,,,,,,,,\"{}\"\n", run.scenario, run.model, run.label, run.skipped);
             continue;
         }
         const Histogram& h = focus_latency(report, run);
         const Usage& u = run.usage;
-        out += fmt::format("{},{},\"{}\",{:.0f},{:.3f},{:.3f},{},{},{},{:.1f},{:.2f},{:.2f},{},\n", run.scenario, run.model,
-                           run.label, run.result.rps(), ms(h.percentile(0.5)), ms(h.percentile(0.99)), run.result.errors(),
-                           u.processes, u.threads, static_cast<double>(u.rss_kib) / 1024, u.user_s, u.sys_s,
+        out += fmt::format("{},{},\"{}\",{:.0f},{:.3f},{:.3f},{},{},{},{},{:.1f},{:.2f},{:.2f},{},\n", run.scenario,
+                           run.model, run.label, run.result.rps(), ms(h.percentile(0.5)), ms(h.percentile(0.99)),
+                           run.result.errors(), run.result.retried, u.processes, u.threads,
+                           static_cast<double>(u.rss_kib) / 1024, u.user_s, u.sys_s,
                            u.workers >= 2 ? fmt::format("{:.3f}", u.busiest) : "");
     }
     return out;
@@ -84,21 +85,22 @@ namespace {
 
 std::string load_table(const Report& report, const Scenario& sc) {
     std::string latency_of = sc.paths.size() > 1 ? fmt::format(" ({})", sc.paths[sc.focus]) : "";
-    std::string out = fmt::format("| model | req/s | p50 ms{0} | p99 ms{0} | errors | processes | threads | peak RSS MiB | "
-                                  "CPU user s | CPU sys s | busiest worker |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+    std::string out = fmt::format("| model | req/s | p50 ms{0} | p99 ms{0} | errors | retried | processes | threads | "
+                                  "peak RSS MiB | CPU user s | CPU sys s | busiest worker |\n"
+                                  "|---|---|---|---|---|---|---|---|---|---|---|---|\n",
                                   latency_of);
     for (const Run& run : report.runs) {
         if (run.scenario != sc.name) continue;
         if (!run.skipped.empty()) {
-            out += fmt::format("| {} | {} | | | | | | | | | |\n", run.model, run.skipped);
+            out += fmt::format("| {} | {} | | | | | | | | | | |\n", run.model, run.skipped);
             continue;
         }
         const Histogram& h = focus_latency(report, run);
         const Usage& u = run.usage;
-        out += fmt::format("| {} | {:.0f} | {:.2f} | {:.2f} | {} | {} | {} | {:.1f} | {:.2f} | {:.2f} | {} |\n", run.model,
-                           run.result.rps(), ms(h.percentile(0.5)), ms(h.percentile(0.99)), errors_text(run.result),
-                           u.processes, u.threads, static_cast<double>(u.rss_kib) / 1024, u.user_s, u.sys_s,
-                           busiest_text(u));
+        out += fmt::format("| {} | {:.0f} | {:.2f} | {:.2f} | {} | {} | {} | {} | {:.1f} | {:.2f} | {:.2f} | {} |\n",
+                           run.model, run.result.rps(), ms(h.percentile(0.5)), ms(h.percentile(0.99)),
+                           errors_text(run.result), run.result.retried, u.processes, u.threads,
+                           static_cast<double>(u.rss_kib) / 1024, u.user_s, u.sys_s, busiest_text(u));
     }
     return out;
 }

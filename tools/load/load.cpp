@@ -89,6 +89,8 @@ private:
         std::string in;
         size_t kind = 0;
         uint64_t picks = 0;
+        bool reused = false;    // this request went out on a connection that had answered one already
+        bool retrying = false;  // this request is being sent a second time
         Clock::time_point start, deadline, due;
     };
     using Timer = std::pair<Clock::time_point, size_t>;
@@ -190,11 +192,13 @@ void Worker::begin(size_t i, Clock::time_point now) {
     c.deadline = now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(sh_.o.timeout_s));
     c.out = sh_.expected[c.kind].wire;
     c.in.clear();
+    c.retrying = false;
     ++result_.sent;
     if (!c.fd) {
         open(i, now);
         return;
     }
+    c.reused = true;
     c.state = State::waiting;
     send_some(i);
 }
@@ -208,6 +212,7 @@ void Worker::open(size_t i, Clock::time_point now) {
     int rc = ::connect(c.fd.get(), reinterpret_cast<const sockaddr*>(&sh_.addr), sizeof sh_.addr);
     if (rc < 0 && errno != EINPROGRESS) return fail(i, errno == ECONNREFUSED ? Failure::refused : Failure::connect, now);
     ++result_.connects;
+    c.reused = false;
     c.state = State::connecting;
     watch(i, EPOLLIN | EPOLLOUT, EPOLL_CTL_ADD);
 }
@@ -304,6 +309,22 @@ void Worker::finish(size_t i, Clock::time_point now, bool reconnect) {
 
 void Worker::fail(size_t i, Failure why, Clock::time_point now, const std::string& got) {
     Conn& c = conns_[i];
+    // A keep-alive connection may be closed by the server at any moment
+    // between two requests (an idle timeout, a worker leaving in a restart),
+    // and our next request may cross its close on the wire. A server that
+    // answers every request it reads closes (or resets) such a connection
+    // without a byte of answer: the request was never executed, and sending
+    // it again on a new connection is safe. HTTP clients do the same, once,
+    // and only for a reused connection (RFC 9112, section 9.3.1): on a new
+    // one, the same silence could mean the request crashed the server.
+    if ((why == Failure::closed || why == Failure::reset) && c.state == State::waiting && c.reused &&
+        !c.retrying && c.in.empty()) {
+        ++result_.retried;
+        c.retrying = true;
+        c.fd.reset();
+        c.out = sh_.expected[c.kind].wire;
+        return open(i, now);  // the deadline and the latency still count from the first try
+    }
     ++result_.failures[static_cast<size_t>(why)];
     if (why == Failure::wrong && result_.wrong_samples.size() < kWrongSamples)
         result_.wrong_samples.push_back(fmt::format("{} -> {}", sh_.expected[c.kind].label, got.substr(0, 200)));
@@ -386,6 +407,7 @@ LoadResult run_load(const LoadOptions& o, const std::function<void(double)>& pro
         all.ok += p.ok;
         all.unfinished += p.unfinished;
         all.connects += p.connects;
+        all.retried += p.retried;
         for (size_t f = 0; f < all.failures.size(); ++f) all.failures[f] += p.failures[f];
         all.latency.merge(p.latency);
         for (size_t k = 0; k < o.requests.size(); ++k) {

@@ -50,6 +50,10 @@ struct LoadResult {
     uint64_t ok = 0;          // right answers
     uint64_t unfinished = 0;  // still waiting when a --duration ran out (not errors)
     uint64_t connects = 0;    // connections opened
+    // Sent again, once, on a new connection: the request went out on a reused
+    // keep-alive connection that the server closed before any byte of the
+    // answer came back (see Worker::fail). Not errors: answered the second time.
+    uint64_t retried = 0;
     std::array<uint64_t, static_cast<size_t>(Failure::count)> failures{};
     Histogram latency;
     std::vector<PerRequest> per_request;

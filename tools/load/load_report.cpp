@@ -27,11 +27,11 @@ std::string latency_text(const Histogram& h) {
 std::string to_json(const LoadOptions& o, const LoadResult& r) {
     std::string out = fmt::format(
         R"({{"host": {}, "port": {}, "protocol": "{}", "connections": {}, "conn_per_request": {}, "rate": {}, )"
-        R"("elapsed_s": {:.3f}, "sent": {}, "ok": {}, "errors": {}, "unfinished": {}, "connects": {}, "rps": {:.1f}, )"
-        R"("latency_ms": {}, "failures": {{)",
+        R"("elapsed_s": {:.3f}, "sent": {}, "ok": {}, "errors": {}, "unfinished": {}, "connects": {}, "retried": {}, )"
+        R"("rps": {:.1f}, "latency_ms": {}, "failures": {{)",
         json_string(o.host), o.port, o.protocol == Protocol::text ? "text" : "http", o.connections,
         o.conn_per_request ? "true" : "false", o.rate, r.elapsed_s, r.sent, r.ok, r.errors(), r.unfinished, r.connects,
-        r.rps(), latency_json(r.latency));
+        r.retried, r.rps(), latency_json(r.latency));
     for (size_t f = 0; f < r.failures.size(); ++f)
         out += fmt::format("{}\"{}\": {}", f ? ", " : "", kFailureNames[f], r.failures[f]);
     out += "}, \"by_request\": [";
@@ -47,13 +47,13 @@ std::string to_json(const LoadOptions& o, const LoadResult& r) {
 std::string to_text(const LoadOptions& o, const LoadResult& r) {
     std::string out = fmt::format(
         "loadgen: {}:{} {}, {} connections ({}), {:.2f} s\n"
-        "  requests  {} sent, {} right answers, {} errors, {} unfinished at the end\n"
+        "  requests  {} sent, {} right answers, {} errors, {} unfinished at the end, {} retried\n"
         "  rate      {:.0f} requests/s\n"
         "  latency   {}\n"
         "  errors   ",
         o.host, o.port, o.protocol == Protocol::text ? "text" : "http", o.connections,
         o.conn_per_request ? "a connection per request" : "keep-alive", r.elapsed_s, r.sent, r.ok, r.errors(),
-        r.unfinished, r.rps(), latency_text(r.latency));
+        r.unfinished, r.retried, r.rps(), latency_text(r.latency));
     for (size_t f = 0; f < r.failures.size(); ++f) out += fmt::format(" {} {}", kFailureNames[f], r.failures[f]);
     out += "\n";
     if (r.per_request.size() > 1)
