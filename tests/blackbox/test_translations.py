@@ -142,8 +142,9 @@ def test_the_glossary_explains_the_terms_and_says_where():
 
 # Variants the Chinese course no longer uses (docs/zh/glossary.md, "不再使用的译法").
 # Each: the variant (a regex, matched in prose: fenced blocks and inline code are
-# not read), the word to use, and a regex for the lines where the variant is
-# legitimate (None: nowhere). On the glossary's own definition lines a variant
+# not read), the word to use, and a regex that makes the variant legitimate when
+# it matches within NEAR characters of it (None: nowhere). On the glossary's own
+# definition lines a variant
 # that stands beside the word to use is an explanation, not a use; its table of
 # rejected variants is not read at all.
 REJECTED = [
@@ -154,7 +155,7 @@ REJECTED = [
     (r"序列计数", "顺序锁（seqlock）", None),
     (r"accept 锁", "accept 互斥锁", None),
     (r"listen backlog|backlog ?[里中]|（backlog）|backlog（全连接", "全连接队列（backlog 只指 listen() 的长度参数）", None),
-    (r"句柄传递", "描述符传递（SCM_RIGHTS）", r"Node|进程 - 多进程"),  # Node's handle passing keeps its name
+    (r"句柄传递", "描述符传递（SCM_RIGHTS）", r"handle passing"),  # Node's handle passing keeps its name, glossed
     (r"文件描述符传递", "描述符传递", None),
     (r"套接字", "socket", None),
     (r"端口复用（SO_REUSEADDR|SO_REUSEADDR（端口复用", "端口复用（SO_REUSEPORT）；SO_REUSEADDR 是地址重用", None),
@@ -163,6 +164,8 @@ REJECTED = [
     (r"烧掉", "占满、耗掉（不直译 burn）", None),
     (r"原地狂转", "空转", None),
 ]
+
+NEAR = 30
 
 # Chinese pages that translate an English page being rewritten elsewhere: each
 # waived occurrence is (page, the exact text); the new translation drops it, and
@@ -195,12 +198,12 @@ def rejected_variants(path):
             if page == rel(path):
                 text = text.replace(phrase, "")
         for pattern, use, legitimate in REJECTED:
-            if legitimate and re.search(legitimate, text):
-                continue
             if glossary and use.split("（")[0] in text:
                 continue
             for m in re.finditer(pattern, text):
-                yield number, m.group(0), use
+                near = text[max(0, m.start() - NEAR):m.end() + NEAR]
+                if not (legitimate and re.search(legitimate, near)):
+                    yield number, m.group(0), use
 
 
 def test_no_chinese_page_uses_a_rejected_variant():
