@@ -154,7 +154,7 @@ REJECTED = [
     (r"重新派生", "重新拉起", None),
     (r"序列计数", "顺序锁（seqlock）", None),
     (r"accept 锁", "accept 互斥锁", None),
-    (r"listen backlog|backlog ?[里中]|（backlog）|backlog（全连接", "全连接队列（backlog 只指 listen() 的长度参数）", None),
+    (r"(listen|监听) backlog|backlog ?[里中]|（backlog）|backlog（全连接", "全连接队列（backlog 只指 listen() 的长度参数）", None),
     (r"句柄传递", "描述符传递（SCM_RIGHTS）", r"handle passing"),  # Node's handle passing keeps its name, glossed
     (r"文件描述符传递", "描述符传递", None),
     (r"套接字", "socket", None),
