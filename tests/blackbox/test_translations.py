@@ -216,3 +216,17 @@ def test_no_chinese_page_uses_a_rejected_variant():
     assert not found and not stale, ("the Chinese course uses one word per concept (docs/zh/glossary.md):\n"
                                      + "\n".join(found + stale))
 
+
+
+def test_each_picture_on_a_chinese_page_has_a_chinese_caption():
+    """The pictures keep their English labels; a caption in Chinese (a line *图：...*) follows each."""
+    bare = []
+    for page in sorted(ZH.rglob("*.md")):
+        lines = page.read_text(encoding="utf-8").splitlines()
+        for n, line in enumerate(lines):
+            if not line.startswith("!["):
+                continue
+            after = next((l for l in lines[n + 1:] if l.strip() and not l.startswith("![")), "")
+            if not after.startswith("*图"):
+                bare.append(f"{rel(page)}:{n + 1}: {line}")
+    assert not bare, "pictures without a Chinese caption (*图：...* on the next line):\n" + "\n".join(bare)
