@@ -17,6 +17,10 @@ Each page links the other.
 Not mirrored: docs/results/*/results.md, which compare wrote (program
 output, like the tables it holds), and the glossary, which only the Chinese
 course has.
+
+The Chinese course says each thing one way: the glossary gives the words,
+and REJECTED below the variants that must not come back, on any Chinese
+page (labs included).
 """
 import hashlib
 import pathlib
@@ -128,7 +132,98 @@ def test_each_page_links_its_translation():
 
 def test_the_glossary_explains_the_terms_and_says_where():
     text = (ZH / "glossary.md").read_text(encoding="utf-8")
-    for term in ["惊群", "预派生", "句柄传递", "全连接队列", "水平触发", "边缘触发", "记分板", "滚动重启"]:
+    for term in ["惊群", "预派生", "描述符传递", "句柄传递", "全连接队列", "半连接队列", "水平触发", "边缘触发",
+                 "记分板", "滚动重启", "监听套接字", "退役", "重新拉起", "平滑重启", "接班者", "顺序锁"]:
         assert term in text, f"the glossary lacks {term}"
     rows = [line for line in text.splitlines() if line.startswith("| ") and "](" in line]
     assert len(rows) >= 20, f"the glossary has {len(rows)} terms with a link to where they are explained; expected 20 or more"
+
+
+# Variants the Chinese course no longer uses (docs/zh/glossary.md, "不再使用的译法").
+# Each: the variant (a regex, matched in prose: fenced blocks and inline code are
+# not read), the word to use, and a regex that makes the variant legitimate when
+# it matches within NEAR characters of it (None: nowhere). On the glossary's own
+# definition lines a variant that stands beside the word to use is an
+# explanation, not a use; its table of rejected variants is not read at all.
+REJECTED = [
+    (r"回答", "应答（HTTP 的叫响应）", r"思考题|问题|报告|答案"),  # answering a question stays 回答
+    (r"后继者|接替者", "接班者", None),
+    (r"优雅退出", "优雅停止", None),
+    (r"重新派生", "重新拉起", None),
+    (r"序列计数", "顺序锁（seqlock）", None),
+    (r"accept 锁", "accept 互斥锁", None),
+    (r"(listen|监听) backlog|backlog ?[里中]|（backlog）|backlog（全连接", "全连接队列（backlog 只指 listen() 的长度参数）", None),
+    (r"句柄传递", "描述符传递（SCM_RIGHTS）", r"handle passing"),  # Node's handle passing keeps its name, glossed
+    (r"文件描述符传递", "描述符传递", None),
+    (r"套接字", "socket", None),
+    (r"端口复用（SO_REUSEADDR|SO_REUSEADDR（端口复用", "端口复用（SO_REUSEPORT）；SO_REUSEADDR 是地址重用", None),
+    (r"种子文章", "文章的标题（《……》）", None),
+    (r"大声", "报错并退出（不直译 loudly）", None),
+    (r"烧掉", "占满、耗掉（不直译 burn）", None),
+    (r"原地狂转", "空转", None),
+]
+
+NEAR = 30
+
+# Chinese pages that translate an English page being rewritten elsewhere: each
+# waived occurrence is (page, the exact text); the new translation drops it, and
+# then its line here must go too (the test says so).
+WAIVED = {
+    ("docs/zh/course.md", "都回答 ERR"),  # docs/course.md is being rewritten; its translation will follow REJECTED
+}
+
+
+def prose_lines(path):
+    """(line number, the line, the line without inline code) outside fenced blocks."""
+    fenced = False
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            yield number, line, re.sub(r"`[^`]*`", "", line)
+
+
+def rejected_variants(path):
+    """(line number, variant found, word to use) for each rejected variant on a Chinese page."""
+    glossary = path == ZH / "glossary.md"
+    section = None
+    for number, line, text in prose_lines(path):
+        if line.startswith("## "):
+            section = line
+        if glossary and section == "## 不再使用的译法":
+            continue
+        for page, phrase in WAIVED:
+            if page == rel(path):
+                text = text.replace(phrase, "")
+        for pattern, use, legitimate in REJECTED:
+            if glossary and use.split("（")[0] in text:
+                continue
+            for m in re.finditer(pattern, text):
+                near = text[max(0, m.start() - NEAR):m.end() + NEAR]
+                if not (legitimate and re.search(legitimate, near)):
+                    yield number, m.group(0), use
+
+
+def test_no_chinese_page_uses_a_rejected_variant():
+    found = []
+    for page in sorted(ZH.rglob("*.md")):
+        for number, variant, use in rejected_variants(page):
+            found.append(f"{rel(page)}:{number}: {variant!r}: use {use}")
+    stale = [f"{page}: {phrase!r} is gone; remove it from WAIVED" for page, phrase in sorted(WAIVED)
+             if phrase not in (ROOT / page).read_text(encoding="utf-8")]
+    assert not found and not stale, ("the Chinese course uses one word per concept (docs/zh/glossary.md):\n"
+                                     + "\n".join(found + stale))
+
+
+def test_each_picture_on_a_chinese_page_has_a_chinese_caption():
+    """The pictures keep their English labels; a caption in Chinese (a line *图：...*) follows each."""
+    bare = []
+    for page in sorted(ZH.rglob("*.md")):
+        lines = page.read_text(encoding="utf-8").splitlines()
+        for n, line in enumerate(lines):
+            if not line.startswith("!["):
+                continue
+            after = next((l for l in lines[n + 1:] if l.strip() and not l.startswith("![")), "")
+            if not after.startswith("*图"):
+                bare.append(f"{rel(page)}:{n + 1}: {line}")
+    assert not bare, "pictures without a Chinese caption (*图：...* on the next line):\n" + "\n".join(bare)
