@@ -30,9 +30,11 @@ int main(int argc, char** argv) {
     sl::announce_listening(kModel, options.host, listener.get());
 
     // What STATS reports: one process does all the work, so "the whole
-    // server" is this process's own counters.
+    // server" is this process's own counters. INCR's counters: a plain map,
+    // with no lock, since one thread is all that ever touches it.
     sl::Counters counters;
-    const sl::ServerContext ctx = sl::one_process_context(kModel, options, counters);
+    sl::LocalStore store;
+    const sl::ServerContext ctx = sl::one_process_context(kModel, options, counters, store);
 
     // The loop that is the whole model. accept_connection() returns an empty
     // Fd when SIGINT/SIGTERM asked us to stop (or on a transient error it has

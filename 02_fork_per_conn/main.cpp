@@ -19,6 +19,7 @@
 #include "net/server.hpp"
 #include "process/children.hpp"
 #include "process/scoreboard.hpp"
+#include "process/shared_state.hpp"
 
 #include <unistd.h>
 
@@ -63,10 +64,14 @@ int main(int argc, char** argv) {
     SharedCounters* shared = sl::shared_new<SharedCounters>();
     sl::ChildTable children(max_children);
     sl::Scoreboard board(max_children);
+    // INCR's counters, shared by every child: a child's own map would die
+    // with it after one connection, and count nothing of the others.
+    sl::SharedStore store;
     auto requests = [&] { return board.totals(kModel).requests; };
     sl::ServerContext ctx;
     ctx.model = kModel;
     ctx.idle_timeout_s = options.idle_timeout;
+    ctx.store = &store;
     ctx.totals = [&] {
         sl::Totals t = board.totals(kModel);
         return sl::Totals{kModel, board.live_workers(), shared->connections.load(), t.requests, t.uptime_ms};

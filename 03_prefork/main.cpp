@@ -17,12 +17,14 @@
 #include "net/server.hpp"
 #include "process/master.hpp"
 #include "process/scoreboard.hpp"
+#include "process/shared_state.hpp"
 
 int main(int argc, char** argv) {
     constexpr std::string_view kModel = "prefork";
 
     sl::CommonOptions options;
     sl::Accept strategy = sl::Accept::blocking;
+    sl::State state = sl::State::shared;
     sl::MasterOptions master;
     master.model = kModel;
     CLI::App app{"A master and N prefork workers competing in accept().", std::string(kModel)};
@@ -30,6 +32,7 @@ int main(int argc, char** argv) {
     sl::add_pool_options(app, master.pool);  // --workers, --pool dynamic, --max-requests ...
     sl::add_accept_option(app, strategy, sl::prefork_strategies(),
                           "is 06's, for event loops (a blocking worker's accept mutex is lock-mutex)");
+    sl::add_state_option(app, state);  // --state shared|local: where INCR counts
     CLI11_PARSE(app, argc, argv);
 
     sl::start_process("master", options);
@@ -44,12 +47,19 @@ int main(int argc, char** argv) {
     // workers write their counters, STATS sums them.
     sl::Scoreboard board(master.pool.slots());
     auto acceptor = sl::make_accept_strategy(strategy, listener.get(), listen, master.pool.max_workers, board.size());
+    // INCR's counters: one table in shared memory that every worker counts
+    // in; or (--state local) a map each worker gets its own copy of at
+    // fork(), which counts only its own INCRs: the wrong answer, on purpose.
+    sl::SharedStore shared;
+    sl::LocalStore local;
+    sl::CounterStore& store = state == sl::State::local ? static_cast<sl::CounterStore&>(local) : shared;
 
     // What each worker runs, in its own process, after fork().
     auto worker_main = [&](const sl::WorkerId& id) {
         sl::WorkerSlot& me = board.slot(id.slot);
         // WHO names this slot; STATS and STATUS read the whole scoreboard.
-        const sl::ServerContext ctx = sl::worker_context(master, options, board, id.slot, sl::accept_name(strategy));
+        const sl::ServerContext ctx =
+            sl::worker_context(master, options, board, id.slot, sl::accept_name(strategy), store);
         acceptor->worker_init(id);
 
         // Serve until told to stop.

@@ -17,6 +17,7 @@
 #include "net/server.hpp"
 #include "process/master.hpp"
 #include "process/scoreboard.hpp"
+#include "process/shared_state.hpp"
 #include "process/threads.hpp"
 
 int main(int argc, char** argv) {
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
 
     sl::CommonOptions options;
     sl::Accept strategy = sl::Accept::blocking;
+    sl::State state = sl::State::shared;
     sl::ThreadOptions threads;
     sl::MasterOptions master;
     master.model = kModel;
@@ -33,6 +35,7 @@ int main(int argc, char** argv) {
     sl::add_accept_option(app, strategy, sl::prefork_strategies(),
                           "is 06's, for event loops (a blocking worker's accept mutex is lock-mutex)");
     sl::add_thread_options(app, threads);  // --threads, --thread-accept
+    sl::add_state_option(app, state);      // --state shared|local: where INCR counts
     app.parse_complete_callback([&] {
         // fcntl locks belong to processes: every thread of the holder would hold it too.
         if (strategy == sl::Accept::lock_fcntl && threads.mode == sl::ThreadAccept::each)
@@ -52,17 +55,24 @@ int main(int argc, char** argv) {
     // shares. It must exist before the first fork.
     sl::Scoreboard board(master.pool.slots(), threads.threads);
     auto acceptor = sl::make_accept_strategy(strategy, listener.get(), listen, master.pool.max_workers, board.size());
+    // INCR's counters: one table in shared memory that every thread of every
+    // worker counts in with atomic adds (a mutex in one process would not
+    // reach the others); or (--state local) a map per thread: wrong, on purpose.
+    sl::SharedStore shared;
 
     // What each worker runs, in its own process, after fork(): M threads.
     auto worker_main = [&](const sl::WorkerId& id) {
         // WHO names this slot; STATS and STATUS read the whole scoreboard.
-        const sl::ServerContext ctx = sl::worker_context(master, options, board, id.slot, sl::accept_name(strategy));
+        const sl::ServerContext ctx =
+            sl::worker_context(master, options, board, id.slot, sl::accept_name(strategy), shared);
         acceptor->worker_init(id);
 
         // What each of the M threads runs: 03's worker loop, one per thread.
         auto thread_main = [&](sl::WorkerThread& me) {
             sl::ServerContext mine = ctx;
             mine.counters = &me.counters();
+            sl::LocalStore own;  // --state local: this thread's table, which no other thread sees
+            if (state == sl::State::local) mine.store = &own;
             while (!sl::stop_requested()) {
                 // The --thread-accept way: each thread accepts, or takes turns
                 // at a mutex, or takes from the listener thread's queue.

@@ -50,9 +50,11 @@ int main(int argc, char** argv) {
     sl::Fd listener = sl::listen_or_die(listen);
     sl::announce_listening(kModel, options.host, listener.get());
 
-    // What STATS reports: one process, one thread, its own counters.
+    // What STATS reports: one process, one thread, its own counters. INCR's
+    // counters: a plain map, no lock: only the loop's thread touches it.
     sl::Counters counters;
-    const sl::ServerContext ctx = sl::one_process_context(kModel, options, counters);
+    sl::LocalStore store;
+    const sl::ServerContext ctx = sl::one_process_context(kModel, options, counters, store);
 
     // The loop (event/loop.hpp) waits and dispatches; the server
     // (event/server.hpp) is what each ready descriptor and timer does: the

@@ -24,6 +24,7 @@
 #include "net/server.hpp"
 #include "process/master.hpp"
 #include "process/scoreboard.hpp"
+#include "process/shared_state.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
 
     sl::CommonOptions options;
     sl::Accept strategy = sl::Accept::epoll_exclusive;
+    sl::State state = sl::State::shared;
     sl::EventOptions events;
     sl::MasterOptions master;
     master.model = kModel;
@@ -44,6 +46,7 @@ int main(int argc, char** argv) {
     sl::add_accept_option(app, strategy, sl::event_strategies(),
                           "blocks in accept() or in a lock, and an event loop must never block");
     sl::add_event_options(app, events);  // --trigger, --offload, --output-limit
+    sl::add_state_option(app, state);    // --state shared|local: where INCR counts
     CLI11_PARSE(app, argc, argv);
 
     sl::start_process("master", options);
@@ -64,12 +67,18 @@ int main(int argc, char** argv) {
                                                                                master.pool.max_workers, board.size())
                                                     : nullptr;
     sl::AcceptMutex mutex;
+    // INCR's counters: one table in shared memory, or (--state local) a map
+    // each worker gets its own copy of at fork(): the wrong answer, on purpose.
+    sl::SharedStore shared;
+    sl::LocalStore local;
+    sl::CounterStore& store = state == sl::State::local ? static_cast<sl::CounterStore&>(local) : shared;
 
     // What each worker runs, in its own process, after fork(): 05's loop.
     auto worker_main = [&](const sl::WorkerId& id) {
         sl::WorkerSlot& me = board.slot(id.slot);
         // WHO names this slot; STATS and STATUS read the whole scoreboard.
-        const sl::ServerContext ctx = sl::worker_context(master, options, board, id.slot, sl::accept_name(strategy));
+        const sl::ServerContext ctx =
+            sl::worker_context(master, options, board, id.slot, sl::accept_name(strategy), store);
 
         sl::EventLoop loop(events.trigger);
         sl::EventServer server(loop, ctx, events);

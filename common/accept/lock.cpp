@@ -71,33 +71,6 @@ private:
     Fd lock_;
 };
 
-// A pthread mutex in shared memory, PTHREAD_PROCESS_SHARED so that
-// processes may use it, and ROBUST because a process may die holding it
-// (kill -9 during accept). A plain mutex would then stay locked forever and
-// every other worker would sleep on it: the server would stop. With a robust
-// one, the next locker gets EOWNERDEAD, marks the mutex consistent and
-// carries on (nginx force-unlocks its accept mutex for the same reason).
-// Made before the first fork, so that every worker maps the same one.
-pthread_mutex_t* new_robust_mutex() {
-    auto* m = shared_new<pthread_mutex_t>();
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-    if (int rc = pthread_mutex_init(m, &attr); rc != 0) die("pthread_mutex_init", rc);
-    pthread_mutexattr_destroy(&attr);
-    return m;
-}
-
-// After a lock or trylock that returned `rc`: EOWNERDEAD (the holder died
-// with it) is recovered and counts as taken, 0. Other values are returned.
-int recover_if_owner_died(pthread_mutex_t* m, int rc) {
-    if (rc != EOWNERDEAD) return rc;
-    log("accept mutex: its holder died; recovering it");
-    if (int err = pthread_mutex_consistent(m); err != 0) die("pthread_mutex_consistent", err);
-    return 0;
-}
-
 /// lock-mutex: accept serialized by a robust process-shared mutex (above).
 ///
 /// A waiter in pthread_mutex_lock() is not woken by a signal: POSIX says it
@@ -139,7 +112,7 @@ private:
                 if (stop_requested()) return false;
             }
         }
-        if (recover_if_owner_died(mutex_, rc) != 0) die("pthread_mutex_clocklock", rc);
+        if (recover_if_owner_died(mutex_, rc, "accept mutex") != 0) die("pthread_mutex_clocklock", rc);
         return true;
     }
 
@@ -153,7 +126,7 @@ AcceptMutex::AcceptMutex() : mutex_(new_robust_mutex()) {}
 
 bool AcceptMutex::try_lock() {
     auto* m = static_cast<pthread_mutex_t*>(mutex_);
-    int rc = recover_if_owner_died(m, pthread_mutex_trylock(m));
+    int rc = recover_if_owner_died(m, pthread_mutex_trylock(m), "accept mutex");
     if (rc == EBUSY) return false;
     if (rc != 0) die("pthread_mutex_trylock", rc);
     return true;

@@ -10,6 +10,7 @@ namespace sl {
 namespace {
 
 std::string g_role = "serverlab";
+thread_local std::string t_role;  // a thread's own name (07's loops), when it has one
 std::atomic<bool> g_trace{false};
 
 }  // namespace
@@ -18,8 +19,12 @@ void set_role(std::string role) {
     g_role = std::move(role);
 }
 
+void set_thread_role(std::string role) {
+    t_role = std::move(role);
+}
+
 const std::string& role() {
-    return g_role;
+    return t_role.empty() ? g_role : t_role;
 }
 
 void enable_trace(bool on) {
@@ -42,7 +47,7 @@ void trace_line(std::string_view event) {
     timespec ts{};
     ::clock_gettime(CLOCK_MONOTONIC, &ts);
     write_line(fmt::format("[{:6}.{:06}] pid {} tid {} {}: {}", ts.tv_sec, ts.tv_nsec / 1000, ::getpid(),
-                           ::syscall(SYS_gettid), g_role, event));
+                           ::syscall(SYS_gettid), role(), event));
 }
 
 }  // namespace sl

@@ -11,6 +11,8 @@ namespace sl {
 /// Names this process (or thread) in every line it writes: "single_process",
 /// "master", "worker 3". Call after fork() in the child as well.
 void set_role(std::string role);
+/// Names the calling thread alone ("loop 2"), over the process's role.
+void set_thread_role(std::string role);
 const std::string& role();
 
 void enable_trace(bool on);

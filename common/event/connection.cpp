@@ -222,6 +222,17 @@ void Connection::begin_request(const Command& c) {
         });
         return;
     }
+    if (server_.delegate_) {
+        EventServer* server = &server_;
+        uint64_t serial = serial_;
+        auto done = [server, serial](Answer answer) {
+            if (Connection* conn = server->find(serial)) conn->finish(answer);
+        };
+        if (server_.delegate_(c, done)) {
+            executing_ = true;
+            return;
+        }
+    }
     if (c.verb == Verb::work && server_.pool_) {
         executing_ = true;
         EventServer* server = &server_;

@@ -46,7 +46,10 @@ EventServer::~EventServer() {
 
 void EventServer::accept_from(int fd, uint32_t extra, AcceptStats* stats) {
     const bool drain = loop_.trigger() == Trigger::edge || options_.multi_accept;
-    acceptor_ = std::make_unique<Acceptor>(loop_, fd, drain, extra, stats, [this](Fd conn) { take(std::move(conn)); });
+    acceptor_ = std::make_unique<Acceptor>(loop_, fd, drain, extra, stats, [this](Fd conn) {
+        if (hand_off_) return hand_off_(std::move(conn));
+        take(std::move(conn));
+    });
     acceptor_->accepting(!stopping_);
 }
 

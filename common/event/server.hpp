@@ -80,6 +80,19 @@ public:
     /// it, until it stays quiet for `quiet_ms`. finished() waits for it.
     void drain_listener(int quiet_ms);
 
+    /// 07's main reactor: what the listening socket gives goes to `to` (a
+    /// sub-reactor's queue), not to this server.
+    void hand_off(std::function<void(Fd)> to) { hand_off_ = std::move(to); }
+    /// Serves a connection accepted by another loop (07's sub-reactors).
+    void serve(Fd conn) { take(std::move(conn)); }
+
+    /// A request that another thread answers: `ask` gets the command and a
+    /// `done` to call with the answer on this loop's thread (through post),
+    /// and returns false to let the command run here as usual. 07 --state
+    /// sharded: INCR and GET of a name another loop owns.
+    using Delegate = std::function<bool(const Command&, std::function<void(Answer)> done)>;
+    void delegate(Delegate ask) { delegate_ = std::move(ask); }
+
     bool stopping() const { return stopping_; }
     bool finished() const { return stopping_ && !draining_ && connections_.empty(); }
     size_t connections() const { return connections_.size(); }
@@ -102,6 +115,8 @@ private:
     // Closed during a turn, destroyed after it: an event for one of them may
     // still be in the same epoll_wait batch.
     std::vector<std::unique_ptr<Connection>> closed_;
+    std::function<void(Fd)> hand_off_;
+    Delegate delegate_;
     bool stopping_ = false;
     bool draining_ = false;
 };

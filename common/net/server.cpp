@@ -38,11 +38,13 @@ CpuBaseline cpu_used() {
 
 }  // namespace
 
-ServerContext one_process_context(std::string_view model, const CommonOptions& options, Counters& counters) {
+ServerContext one_process_context(std::string_view model, const CommonOptions& options, Counters& counters,
+                                  CounterStore& store) {
     ServerContext ctx;
     ctx.model = model;
     ctx.idle_timeout_s = options.idle_timeout;
     ctx.counters = &counters;
+    ctx.store = &store;
     const int64_t started_ms = monotonic_ms();
     ctx.totals = [model, &counters, started_ms] {
         return Totals{model, 1, counters.connections.load(), counters.requests.load(),

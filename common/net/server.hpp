@@ -22,12 +22,15 @@ struct ServerContext {
     Counters* counters = nullptr;    // serve_connection counts answered requests here
     std::function<Totals()> totals;  // STATS: the whole server
     std::function<Status()> status;  // STATUS; unset: one row, this process (01, 05)
+    CounterStore* store = nullptr;   // INCR and GET count here (protocol/state.hpp)
     bool debug_commands = false;     // CRASH is accepted (a test hook of the prefork models)
 };
 
 /// The context of a model that is one process (01, 05): its own counters
-/// are the whole server's, for STATS and STATUS. `counters` must outlive it.
-ServerContext one_process_context(std::string_view model, const CommonOptions& options, Counters& counters);
+/// are the whole server's, for STATS and STATUS, and INCR counts in
+/// `store`. Both must outlive it.
+ServerContext one_process_context(std::string_view model, const CommonOptions& options, Counters& counters,
+                                  CounterStore& store);
 
 /// WHO's and STATS's view of one connection of a model: who serves it (pid,
 /// ppid, tid, worker, the connection's serial) and the whole server's totals.
@@ -39,6 +42,7 @@ public:
     Status status() const override;
     bool debug_commands() const override { return ctx_->debug_commands; }
     bool stopping() const override;  // stop_requested(): this process was told to stop
+    CounterStore* store() const override { return ctx_->store; }
 
 private:
     const ServerContext* ctx_;

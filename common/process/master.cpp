@@ -384,8 +384,9 @@ private:
 }  // namespace
 
 ServerContext worker_context(const MasterOptions& master, const CommonOptions& options, Scoreboard& board,
-                             int slot, std::string_view accept) {
+                             int slot, std::string_view accept, CounterStore& store) {
     ServerContext ctx;
+    ctx.store = &store;
     ctx.model = master.model;
     ctx.worker = slot;
     ctx.idle_timeout_s = options.idle_timeout;

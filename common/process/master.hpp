@@ -41,10 +41,11 @@ struct MasterOptions {
 
 /// The context a worker of a prefork model serves with (03, 04, 06): WHO
 /// names its slot, STATS and STATUS read the whole scoreboard, and it counts
-/// into its slot (04: each thread sets its own `counters` instead).
-/// `accept` is the strategy's name, for STATUS. `board` must outlive it.
+/// into its slot (04: each thread sets its own `counters` instead). INCR
+/// counts in `store`. `accept` is the strategy's name, for STATUS. `board`
+/// and `store` must outlive it.
 ServerContext worker_context(const MasterOptions& master, const CommonOptions& options, Scoreboard& board,
-                             int slot, std::string_view accept);
+                             int slot, std::string_view accept, CounterStore& store);
 
 /// What runs in a worker after fork(): gets who it is, returns its exit
 /// status. A worker that leaves on its own (--max-requests) returns 0.

@@ -83,6 +83,27 @@ Command make_work(std::string_view steps) {
     return c;
 }
 
+namespace {
+
+Command make_counter(Verb verb, std::string_view name) {
+    name = trim(name);
+    if (std::string why = check_counter_name(name); !why.empty()) return invalid_command(why);
+    Command c;
+    c.verb = verb;
+    c.text = std::string(name);
+    return c;
+}
+
+}  // namespace
+
+Command make_incr(std::string_view name) {
+    return make_counter(Verb::incr, name);
+}
+
+Command make_get(std::string_view name) {
+    return make_counter(Verb::get, name);
+}
+
 Command parse_command(std::string_view line) {
     // Leading blanks never belong to the command word; trailing ones may be ECHO's text.
     while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
@@ -93,6 +114,8 @@ Command parse_command(std::string_view line) {
     if (iequals(word, "ECHO")) return make_echo(rest);
     if (iequals(word, "SLEEP")) return make_sleep(rest);
     if (iequals(word, "WORK")) return make_work(rest);
+    if (iequals(word, "INCR")) return make_incr(rest);
+    if (iequals(word, "GET")) return make_get(rest);
 
     struct Plain {
         std::string_view name;
@@ -153,6 +176,15 @@ Answer execute(const Command& c, const ServerView& server) {
         return {fmt::format("SLEPT {}", c.number)};
     case Verb::work:
         return {fmt::format("WORKED {} {:016x}", c.number, splitmix64_after(c.number))};
+    case Verb::incr:
+    case Verb::get: {
+        CounterStore* store = server.store();
+        if (store == nullptr) return {"ERR counters are not kept here", false, true};
+        if (c.verb == Verb::get) return {fmt::format("VALUE {}", store->get(c.text))};
+        std::optional<uint64_t> value = store->incr(c.text);
+        if (!value) return {fmt::format("ERR too many counters (at most {})", kMaxCounters), false, true};
+        return {fmt::format("VALUE {}", *value)};
+    }
     case Verb::who:
         return {format_identity(server.identity())};
     case Verb::stats:

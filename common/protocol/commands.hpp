@@ -6,6 +6,7 @@
 #pragma once
 
 #include "protocol/counters.hpp"
+#include "protocol/state.hpp"
 #include "protocol/status.hpp"
 
 #include <cstdint>
@@ -15,7 +16,7 @@
 
 namespace sl {
 
-enum class Verb { ping, echo, sleep, work, who, stats, status, quit, crash, invalid };
+enum class Verb { ping, echo, sleep, work, incr, get, who, stats, status, quit, crash, invalid };
 
 /// STATUS's three forms: text lines, /status.json, the /status page.
 enum class StatusFormat { text, json, html };
@@ -25,7 +26,7 @@ inline constexpr uint64_t kMaxWorkSteps = 1000000000;
 
 struct Command {
     Verb verb = Verb::invalid;
-    std::string text;     // ECHO: the bytes to send back
+    std::string text;     // ECHO: the bytes to send back; INCR, GET: the counter's name
     uint64_t number = 0;  // SLEEP: milliseconds; WORK: steps
     StatusFormat format = StatusFormat::text;  // STATUS
     std::string error;    // Verb::invalid: why, answered as `ERR <error>`
@@ -39,6 +40,8 @@ Command parse_command(std::string_view line);
 Command make_echo(std::string_view text);
 Command make_sleep(std::string_view ms);
 Command make_work(std::string_view steps);
+Command make_incr(std::string_view name);
+Command make_get(std::string_view name);
 Command invalid_command(std::string error);
 
 /// The n-th output of splitmix64 started from state 0 (n = 0 gives 0).
@@ -68,6 +71,8 @@ public:
     /// A graceful stop has begun: every answer from now on is its
     /// connection's last (Session::answer says so in HTTP).
     virtual bool stopping() const { return false; }
+    /// Where INCR and GET count (state.hpp); none: they answer ERR.
+    virtual CounterStore* store() const { return nullptr; }
 };
 
 struct Answer {
@@ -78,7 +83,7 @@ struct Answer {
 };
 
 /// Runs the command. SLEEP really sleeps (and finishes even when a signal
-/// interrupts it); WORK really computes.
+/// interrupts it); WORK really computes; INCR and GET use server.store().
 Answer execute(const Command& command, const ServerView& server);
 
 std::string format_identity(const Identity& who);

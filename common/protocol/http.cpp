@@ -212,7 +212,8 @@ Route route(const HttpRequest& request) {
         Command (*make)(std::string_view);
     };
     static constexpr WithParam with_param[] = {
-        {"/echo", "msg", make_echo}, {"/sleep", "ms", make_sleep}, {"/work", "n", make_work}};
+        {"/echo", "msg", make_echo}, {"/sleep", "ms", make_sleep}, {"/work", "n", make_work},
+        {"/incr", "name", make_incr}, {"/get", "name", make_get}};
     for (const WithParam& w : with_param) {
         if (path != w.path) continue;
         std::string value;

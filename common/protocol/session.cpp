@@ -80,10 +80,12 @@ void Session::answer(const Answer& answer, std::string& out) {
     if (framing_ == Framing::http) {
         std::string body = answer.line + "\n";
         const bool close = !pending_.keep_alive || server_.stopping();
-        append_response(out, {200, body, pending_.head, close, pending_.echo_keep_alive && !close,
-                               answer.content_type});
+        // An error the command found (ERR too many counters) is the client's: 400. The
+        // request was well formed, so the connection goes on.
+        append_response(out, {answer.error ? 400 : 200, body, pending_.head, close,
+                               pending_.echo_keep_alive && !close, answer.content_type});
         closing_ = close;
-        if (tracing()) note(pending_.text, "200 " + answer.line.substr(0, answer.line.find('\n')));
+        if (tracing()) note(pending_.text, (answer.error ? "400 " : "200 ") + answer.line.substr(0, answer.line.find('\n')));
         return;
     }
     out += answer.line;

@@ -219,3 +219,34 @@ def test_the_last_answer_survives_a_client_still_sending(start, model, case):
     assert not lost, f"{model}, {case}: the answer was lost (a reset instead of a lingering close): {lost}"
     with server.connect() as c:
         assert c.ask("PING") == "PONG", "the server serves on"
+
+
+def test_incr_and_get_count_by_name(start, model):
+    server = start(model)
+    with server.connect() as c:
+        assert c.ask("GET visits") == "VALUE 0", "a name never counted reads 0"
+        assert c.ask("INCR visits") == "VALUE 1"
+        assert c.ask("incr visits") == "VALUE 2", "the command word is case-insensitive"
+        assert c.ask("INCR other") == "VALUE 1", "each name counts on its own"
+        assert c.ask("GET visits") == "VALUE 2"
+        for bad in ("INCR", "INCR " + "x" * 65, "INCR two words", "GET s/lash"):
+            got = c.ask(bad)
+            assert got.startswith("ERR "), f"{bad[:20]!r} should be refused with ERR, got {got!r}"
+        assert c.ask("PING") == "PONG", "after a refused name the connection goes on"
+    r = subprocess.run(["curl", "-s", "-w", " %{http_code}", f"http://{HOST}:{server.port}/incr?name=visits",
+                        f"http://{HOST}:{server.port}/get?name=visits", f"http://{HOST}:{server.port}/incr"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.stdout.split("\n") == ["VALUE 3", " 200VALUE 3", " 200ERR /incr needs name=", " 400"], r.stdout
+
+
+def test_the_1025th_name_is_refused_and_the_others_count_on(start, model):
+    server = start(model)
+    with server.connect(timeout=20) as c:
+        c.send("".join(f"INCR n{i}\n" for i in range(1024)))
+        got = [c.line() for _ in range(1024)]
+        assert got == ["VALUE 1"] * 1024, f"the first 1024 names each count 1: {[g for g in got if g != 'VALUE 1'][:3]}"
+        assert c.ask("INCR n1024") == "ERR too many counters (at most 1024)"
+        assert c.ask("GET n1024") == "VALUE 0"
+        assert c.ask("INCR n7") == "VALUE 2", "the names already there count on"
+    raw = http_exchange(server.port, b"GET /incr?name=more HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 400 ") and b"ERR too many counters" in raw, raw[:200]

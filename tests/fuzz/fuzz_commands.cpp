@@ -1,6 +1,7 @@
 // The command layer: every line parses to a command or a clear ERR, and
 // executing it gives one answer line. SLEEP and WORK are parsed and
-// bounds-checked but not run (they would sleep or spin the fuzzer).
+// bounds-checked but not run (they would sleep or spin the fuzzer). INCR
+// and GET count in a plain map, which fills up: then INCR is refused.
 #include "protocol/commands.hpp"
 #include "protocol/http.hpp"
 #include "protocol/text.hpp"
@@ -15,6 +16,8 @@ struct Server : sl::ServerView {
     sl::Identity identity() const override { return {"fuzz", 1, 1, 1, -1, 1}; }
     sl::Totals totals() const override { return {"fuzz", 1, 1, 1, 1}; }
     sl::Status status() const override { return {"fuzz", {}, 1, totals(), {}}; }
+    sl::CounterStore* store() const override { return &counters; }
+    mutable sl::LocalStore counters;
 };
 
 void check(const sl::Command& c) {
@@ -28,6 +31,10 @@ void check(const sl::Command& c) {
         return;
     case sl::Verb::crash:
         return;  // refused by this server anyway; never run it here
+    case sl::Verb::incr:
+    case sl::Verb::get:
+        if (!sl::check_counter_name(c.text).empty()) std::abort();  // only valid names reach a store
+        [[fallthrough]];
     case sl::Verb::invalid:
         if (c.error.empty()) std::abort();
         [[fallthrough]];
@@ -37,7 +44,9 @@ void check(const sl::Command& c) {
         // whose rows follow its header line by design (docs/protocol.md).
         if (a.line.find('\n') != std::string::npos && c.verb != sl::Verb::echo && c.verb != sl::Verb::status)
             std::abort();
-        if ((c.verb == sl::Verb::invalid) != a.error) std::abort();
+        // An error answer for a malformed command, and for INCR of a new name in a full table only.
+        if (c.verb == sl::Verb::invalid && !a.error) std::abort();
+        if (a.error && c.verb != sl::Verb::invalid && c.verb != sl::Verb::incr) std::abort();
     }
     }
 }

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 using sl::Verb;
 
 namespace {
@@ -11,6 +14,12 @@ std::string answer(std::string_view line) {
     FakeServer server;
     return sl::execute(sl::parse_command(line), server).line;
 }
+
+// A FakeServer that keeps counters, in a plain map.
+struct CountingServer : FakeServer {
+    mutable sl::LocalStore counters;
+    sl::CounterStore* store() const override { return &counters; }
+};
 
 }  // namespace
 
@@ -86,4 +95,36 @@ TEST(Commands, QuitAnswersByeAndCloses) {
     sl::Answer a = sl::execute(sl::parse_command("quit"), server);
     EXPECT_EQ(a.line, "BYE");
     EXPECT_TRUE(a.close);
+}
+
+TEST(Commands, IncrCountsByNameAndGetReadsWithoutCounting) {
+    CountingServer server;
+    auto ask = [&](std::string_view line) { return sl::execute(sl::parse_command(line), server).line; };
+    EXPECT_EQ(ask("GET a"), "VALUE 0") << "a name never counted reads 0";
+    EXPECT_EQ(ask("INCR a"), "VALUE 1");
+    EXPECT_EQ(ask("incr a"), "VALUE 2");
+    EXPECT_EQ(ask("INCR  b "), "VALUE 1") << "blanks around the name are not part of it";
+    EXPECT_EQ(ask("GET a"), "VALUE 2");
+    EXPECT_EQ(ask("INCR user:42.visits-total_x"), "VALUE 1");
+}
+
+TEST(Commands, CounterNamesAreCheckedBeforeAnythingIsCounted) {
+    for (const std::string& line : std::vector<std::string>{"INCR", "INCR ", "GET", "INCR a b", "INCR a/b",
+                                                          "INCR " + std::string(65, 'x')}) {
+        sl::Command c = sl::parse_command(line);
+        EXPECT_EQ(c.verb, Verb::invalid) << line;
+        EXPECT_FALSE(c.error.empty()) << line;
+    }
+    EXPECT_EQ(sl::parse_command("INCR " + std::string(64, 'x')).verb, Verb::incr) << "64 bytes is the limit, allowed";
+    EXPECT_EQ(answer("INCR a"), "ERR counters are not kept here") << "a server without a store says so";
+}
+
+TEST(Commands, TheTableRefusesTheNameAfterItsLimitAndCountsTheOthersOn) {
+    CountingServer server;
+    for (size_t i = 0; i < sl::kMaxCounters; ++i)
+        ASSERT_EQ(sl::execute(sl::parse_command("INCR n" + std::to_string(i)), server).line, "VALUE 1");
+    sl::Answer refused = sl::execute(sl::parse_command("INCR one-more"), server);
+    EXPECT_TRUE(refused.error);
+    EXPECT_EQ(refused.line, "ERR too many counters (at most 1024)");
+    EXPECT_EQ(sl::execute(sl::parse_command("INCR n3"), server).line, "VALUE 2");
 }

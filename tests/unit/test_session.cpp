@@ -139,8 +139,14 @@ TEST(SessionFraming, LeadingBlankLinesDoNotChooseTheFraming) {
 }
 
 TEST(SessionFraming, TextConnectionsStayText) {
+    // GET is a text command too (GET name): "/ping HTTP/1.1" is no counter's name.
     Outcome o = whole("PING\nGET /ping HTTP/1.1\n");
-    EXPECT_EQ(o.out, "PONG\nERR unknown command 'GET'\n");
+    EXPECT_EQ(o.out, "PONG\nERR a counter name is letters, digits, '_', '-', '.' and ':'\n");
+}
+
+TEST(SessionFraming, ATextGetFirstIsTextAndAnHttpGetIsHttp) {
+    EXPECT_EQ(whole("GET hits\n").out, "ERR counters are not kept here\n") << "text: FakeServer keeps none";
+    EXPECT_EQ(whole("GET /ping HTTP/1.1\r\n\r\n").out.rfind("HTTP/1.1 200 OK", 0), 0u);
 }
 
 TEST(SessionFraming, OverlongHttpLookingFirstLineGets414) {

@@ -29,7 +29,7 @@ def focus_p99(run):
 
 
 def name(run):
-    """The short label compare's tables use (01 ... 06, nginx, "03 blocking"), else the binary's name."""
+    """The short label compare's tables use (01 ... 07, nginx, "03 blocking"), else the binary's name."""
     return run.get("label") or run["model"]
 
 

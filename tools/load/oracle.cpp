@@ -25,6 +25,15 @@ bool number(std::string_view s, uint64_t max, uint64_t& out) {
     return ec == std::errc() && out <= max;
 }
 
+// A counter's name (docs/protocol.md): 1 to 64 of letters, digits, '_', '-', '.', ':'.
+bool counter_name(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' || c == ':';
+    });
+}
+
 // A command's answer, from its word and argument; "ERR " for anything the page calls an error.
 Expected answer_for(std::string_view word, std::string_view arg, bool has_arg) {
     Expected e;
@@ -35,6 +44,7 @@ Expected answer_for(std::string_view word, std::string_view arg, bool has_arg) {
     else if (w == "SLEEP" && number(arg, 60000, n)) e.answer = fmt::format("SLEPT {}", n);
     else if (w == "WORK" && number(arg, 1000000000, n)) e.answer = fmt::format("WORKED {} {:016x}", n, splitmix64_nth(n));
     else if ((w == "WHO" || w == "STATS") && !has_arg) e.answer = "model=", e.prefix = true;
+    else if ((w == "INCR" || w == "GET") && counter_name(arg)) e.answer = "VALUE ", e.prefix = true;  // any count
     else if (w == "QUIT" && !has_arg) e.answer = "BYE", e.closes = true;
     else e.answer = "ERR ", e.prefix = true;
     return e;
@@ -95,7 +105,8 @@ Expected expect(const LoadOptions& o, const std::string& request) {
         std::string value;
         static const struct { std::string_view path, word, key; } routes[] = {
             {"/ping", "PING", ""}, {"/echo", "ECHO", "msg"}, {"/sleep", "SLEEP", "ms"},
-            {"/work", "WORK", "n"}, {"/who", "WHO", ""},     {"/stats", "STATS", ""}};
+            {"/work", "WORK", "n"}, {"/who", "WHO", ""},     {"/stats", "STATS", ""},
+            {"/incr", "INCR", "name"}, {"/get", "GET", "name"}};
         e.status = 404;
         for (const auto& r : routes) {
             if (path != r.path) continue;
