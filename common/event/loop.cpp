@@ -61,26 +61,11 @@ void EventLoop::remove(int fd) {
 }
 
 EventLoop::TimerId EventLoop::at(int64_t at_ms, std::function<void()> fn) {
-    TimerId id = next_id_++;
-    timers_.push({at_ms, id});
-    callbacks_.emplace(id, std::move(fn));
-    return id;
+    return timers_.at(at_ms, std::move(fn));
 }
 
 void EventLoop::cancel(TimerId id) {
-    callbacks_.erase(id);
-    // Cancelled entries stay in the heap until they come up. Rebuild it when
-    // they are more than half of it, so that it stays O(live timers) in size
-    // however many are cancelled (amortized O(1) per cancel).
-    if (timers_.size() > 64 && timers_.size() > 2 * callbacks_.size()) {
-        std::vector<Timer> live;
-        live.reserve(callbacks_.size());
-        while (!timers_.empty()) {
-            if (callbacks_.count(timers_.top().id) != 0) live.push_back(timers_.top());
-            timers_.pop();
-        }
-        timers_ = decltype(timers_)(std::greater<>(), std::move(live));
-    }
+    timers_.cancel(id);
 }
 
 void EventLoop::post(std::function<void()> fn) {
@@ -99,7 +84,7 @@ void EventLoop::defer(std::function<void()> fn) {
 int EventLoop::timeout_ms(int max_wait_ms) const {
     if (!deferred_.empty()) return 0;  // deferred by a deferred function: run it without waiting
     int64_t wait = max_wait_ms < 0 ? INT32_MAX : max_wait_ms;
-    if (!timers_.empty()) wait = std::min(wait, std::max<int64_t>(0, timers_.top().at_ms - monotonic_ms()));
+    if (int64_t next = timers_.next_deadline(); next >= 0) wait = std::min(wait, std::max<int64_t>(0, next - monotonic_ms()));
     return wait == INT32_MAX ? -1 : static_cast<int>(wait);
 }
 
@@ -126,26 +111,7 @@ void EventLoop::run_once(int max_wait_ms) {
 }
 
 void EventLoop::run_timers() {
-    // Only the timers that existed when this pass began: one that a timer
-    // sets for a time already past waits for the next turn, so the loop
-    // still polls its descriptors (libuv's uv__run_timers does the same).
-    const TimerId first_new = next_id_;
-    std::vector<Timer> later;
-    int64_t now = monotonic_ms();
-    while (!timers_.empty() && timers_.top().at_ms <= now) {
-        Timer t = timers_.top();
-        timers_.pop();
-        if (t.id >= first_new) {
-            later.push_back(t);
-            continue;
-        }
-        auto it = callbacks_.find(t.id);
-        if (it == callbacks_.end()) continue;  // cancelled
-        std::function<void()> fn = std::move(it->second);
-        callbacks_.erase(it);
-        fn();
-    }
-    for (const Timer& t : later) timers_.push(t);
+    timers_.run_due();
 }
 
 void EventLoop::run_pending() {

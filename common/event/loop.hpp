@@ -22,11 +22,10 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <queue>
-#include <unordered_map>
 #include <vector>
 
 #include "base/fd.hpp"
+#include "event/timers.hpp"
 
 namespace sl {
 
@@ -50,7 +49,7 @@ public:
 
 class EventLoop {
 public:
-    using TimerId = uint64_t;
+    using TimerId = TimerHeap::TimerId;
 
     explicit EventLoop(Trigger trigger = Trigger::level);
     EventLoop(const EventLoop&) = delete;
@@ -110,14 +109,9 @@ public:
     /// How many turns the loop has made (returns from epoll_wait).
     uint64_t turns() const { return turns_; }
     /// Entries in the timer heap, cancelled ones included (for the tests).
-    size_t timer_entries() const { return timers_.size(); }
+    size_t timer_entries() const { return timers_.entries(); }
 
 private:
-    struct Timer {
-        int64_t at_ms;
-        TimerId id;
-        bool operator>(const Timer& other) const { return at_ms > other.at_ms; }
-    };
     bool control(int op, int fd, uint32_t events, Watcher* watcher);
     int timeout_ms(int max_wait_ms) const;
 
@@ -125,15 +119,7 @@ private:
     Fd epoll_;
     Fd wakeup_;  // eventfd: post() writes, the loop reads
     std::unique_ptr<Watcher> wakeup_watcher_;
-    // A binary min-heap of (when, id): the earliest timer is at the top, in
-    // O(1); adding one is O(log n). Cancelling only forgets the callback: the
-    // heap entry is skipped when it comes up, and the heap is rebuilt without
-    // them when they outnumber the live timers (a connection per request
-    // cancels an idle timer per connection). libuv keeps a heap too; nginx a
-    // red-black tree; redis a list it scans, fine for its few timers.
-    std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
-    std::unordered_map<TimerId, std::function<void()>> callbacks_;
-    TimerId next_id_ = 1;
+    TimerHeap timers_;
     std::mutex posted_mutex_;
     std::vector<std::function<void()>> posted_;
     std::vector<std::function<void()>> deferred_;

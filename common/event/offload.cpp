@@ -11,7 +11,7 @@
 
 namespace sl {
 
-WorkPool::WorkPool(EventLoop& loop, int threads) : loop_(loop) {
+WorkPool::WorkPool(Post post, int threads) : post_(std::move(post)) {
     // The pool's threads take no signals: a SIGTERM must reach the loop's
     // thread, whose epoll_wait it interrupts. Threads inherit the mask of the
     // thread that creates them, so block everything around their creation.
@@ -66,7 +66,7 @@ void WorkPool::run() {
         work.verb = Verb::work;
         work.number = job.steps;
         std::string answer = execute(work, no_server).line;
-        loop_.post([done = std::move(job.done), answer = std::move(answer)]() mutable { done(std::move(answer)); });
+        post_([done = std::move(job.done), answer = std::move(answer)]() mutable { done(std::move(answer)); });
     }
 }
 

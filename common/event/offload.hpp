@@ -7,10 +7,9 @@
 // the result back to the loop through an async handle, an eventfd on Linux.
 // This is the same: submit() queues a job, a pool thread runs it, and the
 // completion is posted to the loop (EventLoop::post, which writes the
-// eventfd), so the answer is sent from the loop's thread like every other.
+// eventfd; 08's ring has its own post), so the answer is sent from the
+// loop's thread like every other.
 #pragma once
-
-#include "event/loop.hpp"
 
 #include <condition_variable>
 #include <cstdint>
@@ -25,8 +24,11 @@ namespace sl {
 
 class WorkPool {
 public:
-    /// Starts `threads` threads (> 0) that post their results to `loop`.
-    WorkPool(EventLoop& loop, int threads);
+    /// How a pool thread hands a function to the loop's thread (EventLoop::post).
+    using Post = std::function<void(std::function<void()>)>;
+
+    /// Starts `threads` threads (> 0) that post their results with `post`.
+    WorkPool(Post post, int threads);
     /// Stops the threads, dropping the jobs no thread has started (the
     /// server has ended: their connections are closed), and joins them; a
     /// WORK already running is finished first.
@@ -45,7 +47,7 @@ private:
         uint64_t steps;
         std::function<void(std::string)> done;
     };
-    EventLoop& loop_;
+    Post post_;
     std::mutex mutex_;
     std::condition_variable ready_;
     std::deque<Job> jobs_;

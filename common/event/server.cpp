@@ -35,7 +35,9 @@ private:
 
 EventServer::EventServer(EventLoop& loop, const ServerContext& ctx, const EventOptions& options)
     : loop_(loop), ctx_(ctx), options_(options), stop_watcher_(std::make_unique<StopWatcher>(*this)) {
-    if (options.offload > 0) pool_ = std::make_unique<WorkPool>(loop, options.offload);
+    if (options.offload > 0)
+        pool_ = std::make_unique<WorkPool>([&loop](std::function<void()> fn) { loop.post(std::move(fn)); },
+                                           options.offload);
     if (!loop_.add(stop_fd(), EPOLLIN, stop_watcher_.get())) die("epoll_ctl ADD stop pipe");
     if (stop_requested()) begin_stop();
 }

@@ -30,12 +30,14 @@ def bin_dir(request):
 
 
 @pytest.fixture
-def start(bin_dir):
+def start(bin_dir, uring_unavailable):
     """start(model, *args, env=None, faults=None) -> Server on a free loopback port; every one is killed
     at teardown. `faults`: calls to fail (tests/fault/inject.cpp's SERVERLAB_FAULTS)."""
     servers = []
 
     def _start(model, *args, env=None, faults=None):
+        if model == "uring" and uring_unavailable:
+            pytest.skip(uring_unavailable)  # 08 where io_uring cannot run: the reason it gives
         exe = bin_dir / model
         assert exe.exists(), f"{exe} is not built"
         if faults:
@@ -52,3 +54,17 @@ def start(bin_dir):
         reports = [s.stderr() for s in servers if "Sanitizer" in s.stderr()]
         if reports:
             pytest.fail("sanitizer report:\n" + reports[0][-4000:], pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def uring_unavailable(bin_dir):
+    """Why 08 (uring) cannot run on this machine, or None. It exits with status 2 and says why: a
+    kernel without io_uring, kernel.io_uring_disabled, a seccomp filter, a build without liburing."""
+    import subprocess
+    try:
+        done = subprocess.run([bin_dir / "uring", "--port", "0"], capture_output=True, text=True, timeout=1)
+    except subprocess.TimeoutExpired:
+        return None  # it started and waited for connections (run() killed it)
+    if done.returncode == 2:
+        return done.stderr.strip() or "uring exited with status 2"
+    return None
