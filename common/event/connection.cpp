@@ -228,7 +228,7 @@ void Connection::begin_request(const Command& c) {
         auto done = [server, serial](Answer answer) {
             if (Connection* conn = server->find(serial)) conn->finish(answer);
         };
-        if (server_.delegate_(c, done)) {
+        if (server_.delegate_(c, session_.framing(), done)) {
             executing_ = true;
             return;
         }

@@ -127,7 +127,7 @@ void LoopThreads::shard_counters() {
     for (auto& asker : loops_) {
         LoopThread* from = asker.get();
         from->context().store = &from->own_store();  // the names it owns
-        from->server().delegate([this, from](const Command& c, std::function<void(Answer)> done) {
+        from->server().delegate([this, from](const Command& c, Framing, std::function<void(Answer)> done) {
             if (c.verb != Verb::incr && c.verb != Verb::get) return false;
             LoopThread* owner = loops_[std::hash<std::string>{}(c.text) % loops_.size()].get();
             if (owner == from) return false;  // ours: counted here, at once

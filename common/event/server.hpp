@@ -28,6 +28,7 @@
 #include "event/loop.hpp"
 #include "event/offload.hpp"
 #include "net/server.hpp"
+#include "protocol/session.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -86,11 +87,12 @@ public:
     /// Serves a connection accepted by another loop (07's sub-reactors).
     void serve(Fd conn) { take(std::move(conn)); }
 
-    /// A request that another thread answers: `ask` gets the command and a
-    /// `done` to call with the answer on this loop's thread (through post),
-    /// and returns false to let the command run here as usual. 07 --state
-    /// sharded: INCR and GET of a name another loop owns.
-    using Delegate = std::function<bool(const Command&, std::function<void(Answer)> done)>;
+    /// A request that someone else answers: `ask` gets the command, the
+    /// framing the client speaks, and a `done` to call with the answer on this
+    /// loop's thread, and returns false to let the command run here as usual.
+    /// 07 --state sharded: INCR and GET of a name another loop owns (through
+    /// its queue); 09: every command a backend answers (through a connection to it).
+    using Delegate = std::function<bool(const Command&, Framing, std::function<void(Answer)> done)>;
     void delegate(Delegate ask) { delegate_ = std::move(ask); }
 
     bool stopping() const { return stopping_; }

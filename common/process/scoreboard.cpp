@@ -150,7 +150,7 @@ uint64_t cpu_ms(pid_t pid) {  // a thread's id works too: /proc/<tid>/stat is th
 
 }  // namespace
 
-Status Scoreboard::status(std::string_view model, std::string_view accept) const {
+Status Scoreboard::status(std::string_view model, std::string_view accept, bool upstream) const {
     Status s{model, accept, header_->master, totals(model), {}};
     for (int i = 0; i < size(); ++i) {
         if (!live(i)) continue;
@@ -167,6 +167,7 @@ Status Scoreboard::status(std::string_view model, std::string_view accept) const
             row.spurious = w.accept.spurious.load(std::memory_order_relaxed);
         }
         row.cpu_ms = cpu_ms(row.pid);
+        if (upstream) row.upstream = w.counters.upstream.load(std::memory_order_relaxed);
         WorkerState state = w.state.load(std::memory_order_relaxed);
         if (state == WorkerState::starting) row.state = 'S';
         // 04's process has no connection of its own: '_' while a thread is free, 'W' when none is.

@@ -155,7 +155,8 @@ public:
 
     /// STATUS: a row per live worker, each followed by its threads' rows (04),
     /// with CPU time from /proc. `accept`: the strategy's name, or empty.
-    Status status(std::string_view model, std::string_view accept) const;
+    /// `upstream`: each row also shows its connections to backends (09).
+    Status status(std::string_view model, std::string_view accept, bool upstream = false) const;
 
 private:
     struct Header {

@@ -151,6 +151,24 @@ uint64_t splitmix64_after(uint64_t n) {
     return z;
 }
 
+std::string text_request_for(const Command& c) {
+    switch (c.verb) {
+    case Verb::ping: return "PING";
+    case Verb::echo: return "ECHO " + c.text;
+    case Verb::sleep: return fmt::format("SLEEP {}", c.number);
+    case Verb::work: return fmt::format("WORK {}", c.number);
+    case Verb::incr: return "INCR " + c.text;
+    case Verb::get: return "GET " + c.text;
+    case Verb::who: return "WHO";
+    case Verb::stats: return "STATS";
+    case Verb::status: return "STATUS";
+    case Verb::quit:
+    case Verb::crash:
+    case Verb::invalid: break;
+    }
+    return {};
+}
+
 std::string format_identity(const Identity& w) {
     std::string worker = w.worker < 0 ? "-" : std::to_string(w.worker);
     return fmt::format("model={} pid={} ppid={} tid={} worker={} conn={}", w.model, w.pid, w.ppid, w.tid, worker,

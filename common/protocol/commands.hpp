@@ -78,9 +78,15 @@ public:
 struct Answer {
     std::string line;    // without the terminating LF
     bool close = false;  // QUIT: close the connection after this answer
-    bool error = false;  // an `ERR ...` answer (HTTP answers it with 400)
+    bool error = false;  // an `ERR ...` answer (HTTP answers it with 400, or with `status`)
     std::string_view content_type = "text/plain";  // HTTP: STATUS's JSON and HTML say so
+    int status = 0;      // HTTP: a status of its own (09: 502, 504); 0: 200, or 400 for an error
 };
+
+/// The text request line for `command`, without its LF, as a proxy sends it
+/// upstream (09): `PING`, `ECHO <bytes>`, `SLEEP 10` ... Empty for a command
+/// that is the proxy's own to answer.
+std::string text_request_for(const Command& command);
 
 /// Runs the command. SLEEP really sleeps (and finishes even when a signal
 /// interrupts it); WORK really computes; INCR and GET use server.store().

@@ -27,6 +27,7 @@ struct Counters {
     std::atomic<int64_t> last_active_ms{0};  // monotonic: the last accept or answered request
     std::atomic<int64_t> busy_since_ms{0};   // monotonic: when the request being executed began; 0: none
     std::atomic<uint32_t> open{0};           // connections open now
+    std::atomic<uint32_t> upstream{0};       // 09: connections to backends open now
     std::atomic<Activity> activity{Activity::waiting};
 
     void set_activity(Activity a) { activity.store(a, std::memory_order_relaxed); }

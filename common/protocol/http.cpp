@@ -260,6 +260,8 @@ std::string_view status_text(int status) {
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
     case 431: return "Request Header Fields Too Large";
+    case 502: return "Bad Gateway";
+    case 504: return "Gateway Timeout";
     case 505: return "HTTP Version Not Supported";
     default: return "Internal Server Error";
     }
@@ -276,6 +278,95 @@ void append_response(std::string& out, const HttpResponse& r) {
         out += "Connection: keep-alive\r\n";
     out += "\r\n";
     if (!r.head) out += r.body;
+}
+
+namespace {
+
+// A query value's bytes, percent-encoded but for the unreserved ones (RFC 3986).
+std::string percent_encode(std::string_view in) {
+    std::string out;
+    for (unsigned char c : in) {
+        bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                     c == '.' || c == '_' || c == '~';
+        if (plain) out += static_cast<char>(c);
+        else out += fmt::format("%{:02X}", c);
+    }
+    return out;
+}
+
+HttpResponseParse bad_response(std::string reason) {
+    HttpResponseParse r;
+    r.status = HttpResponseParse::error;
+    r.reason = std::move(reason);
+    return r;
+}
+
+}  // namespace
+
+std::string http_request_for(const Command& c, std::string_view host) {
+    std::string target;
+    switch (c.verb) {
+    case Verb::ping: target = "/ping"; break;
+    case Verb::echo: target = "/echo?msg=" + percent_encode(c.text); break;
+    case Verb::sleep: target = fmt::format("/sleep?ms={}", c.number); break;
+    case Verb::work: target = fmt::format("/work?n={}", c.number); break;
+    case Verb::incr: target = "/incr?name=" + c.text; break;  // a name is letters, digits and _-.: only
+    case Verb::get: target = "/get?name=" + c.text; break;
+    case Verb::who: target = "/who"; break;
+    case Verb::stats: target = "/stats"; break;
+    case Verb::status:
+    case Verb::quit:
+    case Verb::crash:
+    case Verb::invalid: return {};
+    }
+    return fmt::format("GET {} HTTP/1.1\r\nHost: {}\r\n\r\n", target, host);
+}
+
+HttpResponseParse parse_http_response(std::string_view buffer, bool head) {
+    size_t end = buffer.find("\r\n\r\n");
+    if (end == std::string_view::npos) {
+        if (buffer.size() > kMaxHeaderBytes) return bad_response("response head over 16 KiB");
+        return {};
+    }
+    std::string_view status_line = buffer.substr(0, buffer.find("\r\n"));
+    int major = 0, minor = 0;
+    HttpResponseParse r;
+    if (status_line.size() < 12 || !parse_version(status_line.substr(0, 8), major, minor) || status_line[8] != ' ')
+        return bad_response("malformed status line");
+    auto [ptr, ec] = std::from_chars(status_line.data() + 9, status_line.data() + 12, r.code);
+    if (ec != std::errc() || ptr != status_line.data() + 12 || r.code < 100) return bad_response("malformed status code");
+    bool has_length = false;
+    size_t length = 0;
+    r.close = minor == 0;  // HTTP/1.0 closes unless it says otherwise
+    for (size_t pos = status_line.size() + 2; pos < end;) {
+        size_t eol = buffer.find("\r\n", pos);
+        std::string_view field = buffer.substr(pos, eol - pos);
+        pos = eol + 2;
+        size_t colon = field.find(':');
+        if (colon == std::string_view::npos) return bad_response("malformed header field");
+        std::string_view name = field.substr(0, colon), value = trim(field.substr(colon + 1));
+        if (iequals(name, "Content-Length")) {
+            auto [p, e] = std::from_chars(value.data(), value.data() + value.size(), length);
+            if (e != std::errc() || p != value.data() + value.size() || value.empty())
+                return bad_response("malformed Content-Length");
+            has_length = true;
+        } else if (iequals(name, "Content-Type")) {
+            r.content_type = std::string(value);
+        } else if (iequals(name, "Connection")) {
+            if (has_token(value, "close")) r.close = true;
+            if (has_token(value, "keep-alive")) r.close = false;
+        } else if (iequals(name, "Transfer-Encoding")) {
+            return bad_response("a chunked response (this toolkit's servers send Content-Length)");
+        }
+    }
+    if (!has_length && !head) return bad_response("a response without Content-Length");
+    if (head) length = 0;
+    size_t whole = end + 4 + length;
+    if (buffer.size() < whole) return {};
+    r.body = std::string(buffer.substr(end + 4, length));
+    r.consumed = whole;
+    r.status = HttpResponseParse::complete;
+    return r;
 }
 
 }  // namespace sl

@@ -66,4 +66,23 @@ void append_response(std::string& out, const HttpResponse& response);
 
 std::string_view status_text(int status);
 
+/// The request for `command` as a proxy sends it upstream (09): `GET
+/// <target> HTTP/1.1`, keep-alive, for the routes of docs/protocol.md.
+/// Empty for a command no route reaches (QUIT, CRASH).
+std::string http_request_for(const Command& command, std::string_view host);
+
+/// One response at the front of `buffer`, as a server of this toolkit sends
+/// it (Content-Length always; no chunked body, which it never sends).
+struct HttpResponseParse {
+    enum Status { need_more, complete, error } status = need_more;
+    size_t consumed = 0;  // the whole response, head and body
+    int code = 0;
+    std::string content_type;
+    std::string body;
+    bool close = false;   // `Connection: close`: the connection ends after it
+    std::string reason;   // error: what was wrong
+};
+/// `head`: the request was HEAD, so the response has no body whatever its Content-Length says.
+HttpResponseParse parse_http_response(std::string_view buffer, bool head = false);
+
 }  // namespace sl

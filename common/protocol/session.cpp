@@ -82,10 +82,11 @@ void Session::answer(const Answer& answer, std::string& out) {
         const bool close = !pending_.keep_alive || server_.stopping();
         // An error the command found (ERR too many counters) is the client's: 400. The
         // request was well formed, so the connection goes on.
-        append_response(out, {answer.error ? 400 : 200, body, pending_.head, close,
-                               pending_.echo_keep_alive && !close, answer.content_type});
+        int status = answer.status != 0 ? answer.status : answer.error ? 400 : 200;
+        append_response(out, {status, body, pending_.head, close, pending_.echo_keep_alive && !close,
+                               answer.content_type});
         closing_ = close;
-        if (tracing()) note(pending_.text, (answer.error ? "400 " : "200 ") + answer.line.substr(0, answer.line.find('\n')));
+        if (tracing()) note(pending_.text, fmt::format("{} {}", status, answer.line.substr(0, answer.line.find('\n'))));
         return;
     }
     out += answer.line;

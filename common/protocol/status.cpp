@@ -80,6 +80,7 @@ std::string format_status_text(const Status& s) {
                        text_or_dash(r.worker), text_or_dash(r.thread), r.pid, r.tid, r.state,
                        text_or_dash(r.generation), r.accepts, r.requests, text_or_dash(r.wakeups),
                        text_or_dash(r.spurious), r.open, r.cpu_ms);
+        if (r.upstream) fmt::format_to(std::back_inserter(out), " upstream={}", *r.upstream);
     }
     return out;
 }
@@ -100,10 +101,12 @@ std::string format_status_json(const Status& s) {
         fmt::format_to(std::back_inserter(out),
                        "{}{{\"worker\": {}, \"thread\": {}, \"pid\": {}, \"tid\": {}, \"state\": \"{}\", "
                        "\"generation\": {}, \"accepts\": {}, \"requests\": {}, \"wakeups\": {}, \"spurious\": {}, "
-                       "\"open\": {}, \"cpu_ms\": {}}}",
+                       "\"open\": {}, \"cpu_ms\": {}",
                        sep, json_or_null(r.worker), json_or_null(r.thread), r.pid, r.tid, r.state,
                        json_or_null(r.generation), r.accepts, r.requests, json_or_null(r.wakeups),
                        json_or_null(r.spurious), r.open, r.cpu_ms);
+        if (r.upstream) fmt::format_to(std::back_inserter(out), ", \"upstream\": {}", *r.upstream);  // 09 only
+        out += "}";
         sep = ",\n  ";
     }
     out += "],\n \"legend\": {";

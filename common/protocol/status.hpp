@@ -32,6 +32,7 @@ struct StatusRow {
     std::optional<uint64_t> wakeups;  // counted only where workers compete in accept
     std::optional<uint64_t> spurious;
     uint64_t open = 0;                // connections open now
+    std::optional<uint64_t> upstream; // 09: connections to backends open now (other models: none)
     uint64_t cpu_ms = 0;              // user + system, from /proc
 };
 
