@@ -43,6 +43,12 @@ def descendants(root):
     return sorted(found)
 
 
+def name(pid):
+    """The command line of a process, as ps shows it ("" when gone)."""
+    text = _read(f"/proc/{pid}/cmdline") or ""
+    return " ".join(text.split("\0")).strip()
+
+
 def uids(pid):
     """The real, effective, saved and filesystem uids of a process, or () when gone."""
     text = _read(f"/proc/{pid}/status") or ""
@@ -90,17 +96,23 @@ def rss_kib(pid):
 LISTEN, ESTABLISHED = "0A", "01"  # the st column of /proc/net/tcp (include/net/tcp_states.h)
 
 
-def tcp_sockets(port):
-    """[(state, local port, remote port, inode)] of the TCP sockets (IPv4 and IPv6) whose local
-    port is `port`, from /proc/net/tcp and tcp6: the network namespace of the reader."""
-    found = []
+def tcp_table():
+    """(state, local port, remote port, inode) of every TCP socket, IPv4 and IPv6, from /proc/net/tcp
+    and tcp6: those of the reader's network namespace."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in (_read(table) or "").splitlines()[1:]:
             f = line.split()
-            local, remote = int(f[1].rsplit(":", 1)[1], 16), int(f[2].rsplit(":", 1)[1], 16)
-            if local == port:
-                found.append((f[3], local, remote, int(f[9])))
-    return found
+            yield f[3], int(f[1].rsplit(":", 1)[1], 16), int(f[2].rsplit(":", 1)[1], 16), int(f[9])
+
+
+def tcp_sockets(port):
+    """[(state, local port, remote port, inode)] of the TCP sockets whose local port is `port`."""
+    return [row for row in tcp_table() if row[1] == port]
+
+
+def tcp_inodes(state):
+    """The inodes of the TCP sockets in `state` (ESTABLISHED, LISTEN)."""
+    return {inode for st, _, _, inode in tcp_table() if st == state}
 
 
 def socket_fds(pid):
