@@ -249,8 +249,7 @@ def main():
         try:
             text = snapshot_text(args)
         except (OSError, ValueError) as e:
-            where = f"pid {args.pid}" if args.pid else f"{args.host}:{args.port}"
-            sys.exit(f"top: nothing from {where}: {e}")
+            sys.exit(f"top: no process {args.pid}" if args.pid else f"top: no status from {args.host}:{args.port}: {e}")
         try:
             print(text, flush=True)
         except BrokenPipeError:  # `./lab top --once | head`: the reader had enough, which is no error
