@@ -79,6 +79,17 @@ def answers_within(clients, seconds, quiet=None, since=None):
     return got
 
 
+def ping_seconds(server, timeout=5):
+    """Seconds a new client's PING took to be answered PONG (from after its connect), or inf when
+    it got another answer or none within `timeout`."""
+    with server.connect(timeout=timeout) as c:
+        began = time.monotonic()
+        try:
+            return time.monotonic() - began if c.ask("PING") == "PONG" else float("inf")
+        except (TimeoutError, OSError):
+            return float("inf")
+
+
 def sleepers_and_a_ping(server, sleepers, ms):
     """`sleepers` clients send SLEEP ms then QUIT at once; then one more client PINGs.
     Returns (seconds the PING took, seconds until every sleeper was answered, a complaint or None);
@@ -89,12 +100,7 @@ def sleepers_and_a_ping(server, sleepers, ms):
         for h in holders:
             h.send(f"SLEEP {ms}\nQUIT\n")  # each connection ends after its sleep: a stalled PING gets through later
         time.sleep(0.1)
-        with server.connect(timeout=5) as c:
-            pinged = time.monotonic()
-            try:
-                ping_s = time.monotonic() - pinged if c.ask("PING") == "PONG" else float("inf")
-            except (TimeoutError, OSError):
-                ping_s = float("inf")
+        ping_s = ping_seconds(server)
         complaint = None
         for h in holders:
             got = h.line()

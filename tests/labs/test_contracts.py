@@ -21,8 +21,8 @@ import pytest
 import proc
 from labs import POINTS, labs_of
 from observe import (ACCEPTS, LOCKS, POLL_FAMILY, SLEEP_RULE, answers_within, echo_load, held_connections,
-                     listening_sockets, port_of, reset_on_close, settle, sleepers_and_a_ping, slept_too_little,
-                     waits)
+                     listening_sockets, ping_seconds, port_of, reset_on_close, settle, sleepers_and_a_ping,
+                     slept_too_little, waits)
 
 HINTS = {}
 
@@ -128,12 +128,7 @@ def test_concurrency(server):
     with server.connect(timeout=10) as stalled:
         stalled.send("ECHO hal")  # half a line, then nothing for a while
         time.sleep(0.1)
-        with server.connect(timeout=2) as c:
-            began = time.monotonic()
-            try:
-                ping_s = time.monotonic() - began if c.ask("PING") == "PONG" else float("inf")
-            except (TimeoutError, OSError):
-                ping_s = float("inf")
+        ping_s = ping_seconds(server, timeout=2)
         assert ping_s < 0.75, (f"client B's PING took {'more than 2' if ping_s == float('inf') else f'{ping_s:.2f}'} s "
                                f"while client A had sent half a line: the server waited for A's line, so "
                                f"connections are not served concurrently")
