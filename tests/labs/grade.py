@@ -204,7 +204,7 @@ def main(argv):
         return parsed
     lab, form, only, cwd, command = parsed
     from contain import Containment
-    from student import reap
+    from student import kill_everything
     import pytest
     # A stop from outside (the class loop's `timeout`, Ctrl-C) ends the run through pytest, whose
     # fixtures stop their server; the finally below kills what is left.
@@ -221,8 +221,7 @@ def main(argv):
         with contextlib.redirect_stdout(io.StringIO()):
             code = pytest.main(args, plugins=[report])
     finally:
-        containment.kill_all()
-        reap()
+        kill_everything(containment)
     passed = code == 0 and report.count("failed") == 0
     REPORTS[form](lab, command, report, passed, out)
     return 0 if passed else 1

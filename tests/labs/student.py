@@ -45,6 +45,25 @@ def reap():
             return
 
 
+def kill_everything(containment, also=()):
+    """SIGKILL to every process below the grader, to `also`, and (as root) to every process of the
+    server's uid, found again until none is left; each is reaped."""
+    grader = os.getpid()
+    for _ in range(50):
+        pids = set(proc.descendants(grader)) | {p for p in also if proc.stat(p)}
+        pids.discard(grader)
+        if not pids:
+            return
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        containment.kill_all()
+        time.sleep(0.02)
+        reap()
+
+
 class StudentServer:
     """Starts `argv` with {port} replaced, as the containment says (in a copy of the submission
     as root, in the submission itself otherwise); waits until the port accepts."""
@@ -125,20 +144,8 @@ class StudentServer:
 
     def kill(self):
         """SIGKILL to every process of the server, found again until none is left, then reaped."""
-        for _ in range(50):
-            pids = [p for p in set(self.tree()) | ({self.pid} if self.proc.poll() is None else set())
-                    if p != self.grader]
-            if not pids:
-                break
-            for p in pids:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            self.containment.kill_all()
-            try:
-                self.proc.wait(timeout=0.1)
-            except subprocess.TimeoutExpired:
-                pass
-            reap()
-            time.sleep(0.02)
+        kill_everything(self.containment, also=self.tree())
+        try:
+            self.proc.wait(timeout=1)
+        except (subprocess.TimeoutExpired, ChildProcessError):
+            pass
