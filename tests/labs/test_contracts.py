@@ -171,9 +171,9 @@ def test_no_zombies(server, lab):
         for w in workers[:2]:
             os.kill(w, signal.SIGKILL)
         what = f"workers {workers[0]} and {workers[1]} were killed at the same moment (SIGKILL)"
-    settle(lambda: not server.zombies(), timeout=2)
+    settle(lambda: not server.zombies(), timeout=5)  # a busy machine may keep a master from its loop a while
     zombies = server.zombies()
-    assert not zombies, (f"{len(zombies)} zombie process(es) (state Z in /proc) 2 s after {what}: signals of one "
+    assert not zombies, (f"{len(zombies)} zombie process(es) (state Z in /proc) 5 s after {what}: signals of one "
                          f"kind do not queue, so one SIGCHLD stood for several children and nobody waited for the rest")
 
 
