@@ -2,9 +2,11 @@
 
 The grader makes itself a child subreaper (prctl PR_SET_CHILD_SUBREAPER), so
 every process the server forks stays a descendant of the grader even after
-its parent dies or it moves to a session of its own (setsid): at the end the
-grader finds every one of them through /proc, SIGKILLs them and reaps them.
-Nothing is left behind, whatever the server does with signals.
+its parent dies or it moves to a session of its own (setsid): the server is
+every process below the grader, those it adopted included. At the end the
+grader SIGKILLs them all (as root, every process of the server's uid too:
+contain.py) and reaps them. Nothing is left behind, whatever the server does
+with signals.
 """
 import ctypes
 import os
@@ -13,6 +15,8 @@ import socket
 import subprocess
 import tempfile
 import time
+
+import proc
 
 HOST = "127.0.0.1"
 PR_SET_CHILD_SUBREAPER = 36
@@ -30,49 +34,50 @@ def free_port():
         return s.getsockname()[1]
 
 
-def stat(pid):
-    """(state, ppid, threads) or None when gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            text = f.read()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()
-    return fields[0], int(fields[1]), int(fields[17])
+def reap():
+    """Collects every child of the grader that has exited (the server's orphans end up here)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
-def descendants(root):
-    """Every live process below `root` (zombies included), by the parent links in /proc."""
-    parent = {}
-    for p in os.listdir("/proc"):
-        if p.isdigit() and (s := stat(int(p))):
-            parent[int(p)] = s[1]
-    found, frontier = set(), {root}
-    while frontier:
-        frontier = {p for p, pp in parent.items() if pp in frontier and p not in found}
-        found |= frontier
-    return sorted(found)
-
-
-def fd_count(pid):
-    try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return 0
+def kill_everything(containment, also=()):
+    """SIGKILL to every process below the grader, to `also`, and (as root) to every process of the
+    server's uid, found again until none is left; each is reaped."""
+    grader = os.getpid()
+    for _ in range(50):
+        pids = set(proc.descendants(grader)) | {p for p in also if proc.stat(p)}
+        pids.discard(grader)
+        if not pids:
+            return
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        containment.kill_all()
+        time.sleep(0.02)
+        reap()
 
 
 class StudentServer:
-    """Starts `argv` with {port} replaced, in directory `cwd` (relative paths in
-    argv resolve there); waits until the port accepts connections."""
+    """Starts `argv` with {port} replaced, as the containment says (in a copy of the submission
+    as root, in the submission itself otherwise); waits until the port accepts."""
 
-    def __init__(self, argv, cwd=None, startup_timeout=10.0):
+    def __init__(self, argv, containment, startup_timeout=10.0):
+        self.containment = containment
         self.port = free_port()
         self.argv = [a.replace("{port}", str(self.port)) for a in argv]
         self.output = tempfile.TemporaryFile()
+        self.grader = os.getpid()
         try:
-            self.proc = subprocess.Popen(self.argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=self.output,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-        except OSError as e:  # no such program, not executable, no such directory
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self.output,
+                                         stderr=subprocess.STDOUT, **containment.popen_options())
+        except (OSError, subprocess.SubprocessError) as e:  # no such program, not executable, no such directory
             raise RuntimeError(f"the server could not be started: {e}") from e
         self.pid = self.proc.pid
         deadline = time.monotonic() + startup_timeout
@@ -96,50 +101,51 @@ class StudentServer:
         return self.output.read().decode(errors="replace")
 
     def tree(self):
-        """The server and every process below it (live or zombie)."""
-        return ([self.pid] if stat(self.pid) else []) + descendants(self.pid)
+        """Every process of the server, live or zombie: the grader's descendants (the processes the
+        server left to it included) and, as root, every process of the server's uid."""
+        found = set(proc.descendants(self.grader))
+        if self.containment.uid is not None:
+            from contain import processes_of
+            found |= set(processes_of(self.containment.uid))
+        return sorted(found)
 
     def processes(self):
         """Live processes of the server (zombies are not serving)."""
-        return [p for p in self.tree() if (s := stat(p)) and s[0] != "Z"]
+        return [p for p in self.tree() if (s := proc.stat(p)) and s[0] != "Z"]
+
+    def adopted(self):
+        """Live processes of the server whose parent died: the grader, their subreaper, adopted them."""
+        return [p for p in self.processes() if p != self.pid and (s := proc.stat(p)) and s[1] == self.grader]
 
     def zombies(self):
-        return [p for p in descendants(self.pid) if (s := stat(p)) and s[0] == "Z"]
+        """Dead children a live process of the server has not waited for."""
+        alive = set(self.processes())
+        return [p for p in self.tree() if (s := proc.stat(p)) and s[0] == "Z" and s[1] in alive]
 
     def workers(self):
         """The server's direct children that are alive."""
-        return [p for p in descendants(self.pid) if (s := stat(p)) and s[1] == self.pid and s[0] != "Z"]
+        return [p for p in self.processes() if (s := proc.stat(p)) and s[1] == self.pid]
 
     def threads(self):
-        return sum(s[2] for p in self.processes() if (s := stat(p)))
+        return sum(s[2] for p in self.processes() if (s := proc.stat(p)))
 
     def fds(self):
-        return sum(fd_count(p) for p in self.processes())
+        total = 0
+        for p in self.processes():
+            try:
+                total += len(os.listdir(f"/proc/{p}/fd"))
+            except OSError:
+                pass
+        return total
 
     def connect(self, timeout=5.0):
         from client import Client
         return Client(HOST, self.port, timeout)
 
     def kill(self):
-        """SIGKILL to every process of the tree, found again until none is left, then reaped."""
-        for _ in range(50):
-            pids = [self.pid] * (self.proc.poll() is None) + descendants(os.getpid())
-            pids = [p for p in set(pids) if p != os.getpid()]
-            if not pids:
-                break
-            for p in pids:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            for p in pids:  # reap what the subreaper inherited (Popen reaps its own)
-                if p != self.pid:
-                    try:
-                        os.waitpid(p, os.WNOHANG)
-                    except ChildProcessError:
-                        pass
-            try:
-                self.proc.wait(timeout=0.1)
-            except subprocess.TimeoutExpired:
-                pass
-            time.sleep(0.02)
+        """SIGKILL to every process of the server, found again until none is left, then reaped."""
+        kill_everything(self.containment, also=self.tree())
+        try:
+            self.proc.wait(timeout=1)
+        except (subprocess.TimeoutExpired, ChildProcessError):
+            pass

@@ -101,6 +101,7 @@ std::string cpu_list(const std::vector<int>& cpus) {
 
 int main(int argc, char** argv) {
     std::vector<std::string> model_names = {"01", "02", "03", "04", "05", "06", "nginx"};
+    std::vector<std::string> commands;
     std::vector<std::string> scenario_names = lg::scenario_names();
     double duration = 5;
     int connections = 16;
@@ -116,8 +117,13 @@ int main(int argc, char** argv) {
     std::vector<std::string> valid_models;
     for (const lg::Model& m : lg::all_models()) valid_models.push_back(m.name);
     for (const auto& [alias, name] : lg::model_aliases()) valid_models.push_back(alias);
-    app.add_option("--models", model_names, "which models, in order (01..06 or names; nginx for the reference row)")
-        ->delimiter(',')->capture_default_str()->check(CLI::IsMember(valid_models));
+    auto* models_opt = app.add_option("--models", model_names,
+                                      "which models, in order (01..06 or names; nginx for the reference row)")
+                           ->delimiter(',')->capture_default_str()->check(CLI::IsMember(valid_models));
+    app.add_option("--cmd", commands,
+                   "a server of your own, measured beside the models (with --models) or instead of them: its command, "
+                   "words separated by spaces, {port} where the port goes; repeatable. Every run then speaks the "
+                   "text protocol, and your server skips the scenarios that need WORK");
     app.add_option("--scenarios", scenario_names, "which scenarios, in order")
         ->delimiter(',')->capture_default_str()->check(CLI::IsMember(lg::scenario_names()));
     auto* dur = app.add_option("--duration", duration, "seconds of load per model and scenario")->capture_default_str()
@@ -134,6 +140,7 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
     if (quick && dur->count() == 0) duration = 1;
     if (quick && idle_opt->count() == 0) idle = 2000;
+    if (!commands.empty() && models_opt->count() == 0) model_names.clear();  // --cmd alone: only yours
     std::signal(SIGPIPE, SIG_IGN);
 
     lg::Report report;
@@ -142,6 +149,7 @@ int main(int argc, char** argv) {
     report.settings.connections = connections;
     report.settings.workers = setup.workers;
     report.settings.quick = quick;
+    report.settings.text = !commands.empty();
     setup.nginx = find_nginx();
     if (pin) {
         std::vector<int> load_cpus;
@@ -171,6 +179,7 @@ int main(int argc, char** argv) {
     for (const std::string& n : model_names)
         for (const lg::Model& m : lg::all_models())
             if (m.name == n) report.models.push_back(m);
+    for (const std::string& c : commands) report.models.push_back(lg::command_model(c));
     report.herd_options.bin_dir = setup.bin_dir;
     report.herd_options.workers = 4;
     report.herd_options.connections = quick ? 100 : 300;
@@ -186,6 +195,7 @@ int main(int argc, char** argv) {
     std::vector<lg::Model> variants;
     for (const lg::Model& v : lg::cost_variants())
         if (std::find(model_names.begin(), model_names.end(), v.name) != model_names.end()) variants.push_back(v);
+    for (const std::string& c : commands) variants.push_back(lg::command_model(c));
 
     fs::path dir = fs::path(out_dir) / fmt::format("{:%Y%m%d-%H%M%S}", fmt::localtime(std::time(nullptr)));
     std::error_code ec;
@@ -230,6 +240,8 @@ int main(int argc, char** argv) {
             run.label = m.label;
             if (m.name == "nginx" && setup.nginx.empty()) run.skipped = "not installed (./lab setup --bench)";
             else if (m.name == "nginx" && !sc.nginx) run.skipped = "no such endpoint in nginx";
+            else if (m.name == "nginx" && report.settings.text) run.skipped = "speaks HTTP, and --cmd asks for text";
+            else if (!m.command.empty() && !lg::lab_protocol(sc)) run.skipped = "needs WORK, which no lab asks for";
             if (!run.skipped.empty()) {
                 report.runs.push_back(run);
                 ++step;
@@ -238,8 +250,8 @@ int main(int argc, char** argv) {
             std::string what = fmt::format("{} · {}", sc.name, m.label);
             progress.at(step, 0, what);
             try {
-                run.load.protocol = lg::Protocol::http;
-                run.load.requests = sc.paths;
+                run.load.protocol = report.settings.text ? lg::Protocol::text : lg::Protocol::http;
+                run.load.requests = report.settings.text ? sc.lines : sc.paths;
                 run.load.weights = sc.weights;
                 run.load.connections = connections;
                 run.load.conn_per_request = sc.conn_per_request;

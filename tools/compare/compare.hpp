@@ -20,6 +20,7 @@ struct Scenario {
     std::vector<unsigned> weights;
     size_t focus = 0;  // the request whose latency the table shows (slow: PING)
     bool nginx = true;  // nginx can answer it (it has no SLEEP or WORK)
+    std::vector<std::string> lines = {};  // the same requests in the text protocol (with --cmd)
 };
 
 struct Model {
@@ -27,6 +28,7 @@ struct Model {
     std::string label;  // 01 .. 06, "03 poll" (a variant), or "nginx"
     bool has_workers = false;  // long-lived worker processes whose share of the work we can measure
     std::vector<std::string> args = {};  // more options (--accept poll, --thread-accept queue)
+    std::vector<std::string> command = {};  // --cmd: a server of one's own, {port} where its port goes
 };
 
 /// What the server's process tree did during one run, sampled from /proc.
@@ -75,6 +77,7 @@ struct Settings {
     int c10k_idle = 0;       // idle connections of the c10k scenario
     std::string c10k_note;   // why fewer than asked (the descriptor limit), or empty
     uint64_t cost_connections = 0;  // connections per run of the cost scenario
+    bool text = false;       // every run in the text protocol (--cmd): a lab's server need not speak HTTP
 };
 
 struct Report {

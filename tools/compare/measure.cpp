@@ -111,6 +111,11 @@ Spawned wait_for_workers(Spawned s, const Model& m, int workers) {
 }
 
 Spawned start_model(const Setup& setup, const Model& m) {
+    if (!m.command.empty()) {
+        Spawned s = spawn_command(m.command);
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));  // its workers, if any, start meanwhile
+        return s;
+    }
     if (m.name != "nginx") {
         std::vector<std::string> argv = {setup.bin_dir + "/" + m.name, "--port", "0"};
         if (m.has_workers) argv.insert(argv.end(), {"--workers", std::to_string(setup.workers)});

@@ -35,10 +35,11 @@ std::string report_json(const Report& report) {
     std::string out = fmt::format(
         "{{\n\"machine\": {{\"cpu\": {}, \"cpus\": {}, \"kernel\": {}, \"date\": {}}},\n"
         "\"settings\": {{\"duration_s\": {}, \"connections\": {}, \"workers\": {}, \"quick\": {}, \"pinned\": {}, "
-        "\"c10k_idle\": {}, \"cost_connections\": {}}},\n\"runs\": [",
+        "\"c10k_idle\": {}, \"cost_connections\": {}, \"protocol\": \"{}\"}},\n\"runs\": [",
         json_string(m.cpu), m.cpus, json_string(m.kernel), json_string(m.date), report.settings.duration_s,
         report.settings.connections, report.settings.workers, report.settings.quick ? "true" : "false",
-        json_string(report.settings.pinned), report.settings.c10k_idle, report.settings.cost_connections);
+        json_string(report.settings.pinned), report.settings.c10k_idle, report.settings.cost_connections,
+        report.settings.text ? "text" : "http");
     for (size_t i = 0; i < report.runs.size(); ++i) {
         const Run& run = report.runs[i];
         out += fmt::format("{}\n{{\"scenario\": {}, \"model\": {}, \"label\": {}, ", i ? "," : "",
@@ -151,9 +152,10 @@ std::string report_markdown(const Report& report) {
     const Settings& s = report.settings;
     std::string out = fmt::format(
         "# serverlab compare, {}\n\n"
-        "Machine: {} ({} CPUs), Linux {}. Each run: {} s, {} client connections, HTTP; models with workers: {} "
+        "Machine: {} ({} CPUs), Linux {}. Each run: {} s, {} client connections, {}; models with workers: {} "
         "workers. {}.{}\n\n",
-        m.date, m.cpu, m.cpus, m.kernel, s.duration_s, s.connections, s.workers,
+        m.date, m.cpu, m.cpus, m.kernel, s.duration_s, s.connections,
+        s.text ? "the text protocol (--cmd)" : "HTTP", s.workers,
         s.pinned.empty() ? "Not pinned: server and load share every CPU" : "Pinned: " + s.pinned,
         s.quick ? " A --quick run: short, noisy." : "");
     for (const Scenario& sc : report.scenarios) {

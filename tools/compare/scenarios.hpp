@@ -20,6 +20,13 @@ std::vector<Model> all_models();
 /// every thread mode of 04.
 std::vector<Model> cost_variants();
 
+/// Whether a scenario asks only what every lab's server answers (PING, SLEEP), not WORK.
+bool lab_protocol(const Scenario& s);
+
+/// --cmd: a server of one's own, started from `text` (words separated by spaces, {port} where
+/// the port goes), measured like a model. Its name and label are the command.
+Model command_model(const std::string& text);
+
 /// 01, 01_single_process or single_process -> single_process (as ./lab run takes them).
 const std::map<std::string, std::string>& model_aliases();
 

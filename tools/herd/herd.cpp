@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
     o.bin_dir = lg::self_dir();
     bool json = false;
     std::vector<std::string> models = {"03", "06"};
+    std::vector<std::string> commands;
     // Every strategy of 03 or 06 (each model runs those it has).
     sl::Names<sl::Accept> names;
     std::vector<sl::Accept> strategies;
@@ -37,18 +38,25 @@ int main(int argc, char** argv) {
     app.add_option("--duration", o.seconds, "seconds of the load phase (0: skip it)")->capture_default_str()->check(CLI::Range(0.0, 600.0));
     app.add_option("--work", o.work, "the WORK of one request in ten in the load phase")->capture_default_str()
         ->check(CLI::Range(uint64_t{0}, uint64_t{1000000000}));
-    app.add_option("--models", models, "03 (prefork), 06 (prefork_event_loop), or both")->delimiter(',')
-        ->capture_default_str()->check(CLI::IsMember({"03", "06"}));
+    auto* models_opt = app.add_option("--models", models, "03 (prefork), 06 (prefork_event_loop), or both")
+                           ->delimiter(',')->capture_default_str()->check(CLI::IsMember({"03", "06"}));
+    app.add_option("--cmd", commands,
+                   "a server of your own, beside the models (with --models) or instead of them: its command, words "
+                   "separated by spaces, {port} where the port goes; its children are its workers (repeatable)");
     sl::add_enum_option(app, "--strategies", strategies, names, "which strategies (each model runs those it has)");
     app.add_flag("--json", json, "print JSON instead of a table");
     CLI11_PARSE(app, argc, argv);
     std::signal(SIGPIPE, SIG_IGN);
+    if (!commands.empty() && models_opt->count() == 0) models.clear();  // --cmd alone: only yours
 
+    std::vector<lg::HerdCase> cases = lg::herd_cases();
+    for (const std::string& c : commands) cases.push_back(lg::command_case(c));
     std::vector<lg::HerdRow> rows;
-    for (const lg::HerdCase& c : lg::herd_cases()) {
+    for (const lg::HerdCase& c : cases) {
         std::string label = lg::herd_label(c);
-        if (std::find(models.begin(), models.end(), label.substr(0, 2)) == models.end()) continue;
-        if (std::find(strategies.begin(), strategies.end(), c.strategy) == strategies.end()) continue;
+        if (c.command.empty() && std::find(models.begin(), models.end(), label.substr(0, 2)) == models.end()) continue;
+        if (c.command.empty() && std::find(strategies.begin(), strategies.end(), c.strategy) == strategies.end())
+            continue;
         try {
             rows.push_back(lg::run_herd(o, c));
         } catch (const std::exception& e) {
@@ -61,7 +69,15 @@ int main(int argc, char** argv) {
         fmt::print("{}\n", lg::herd_json(o, rows));
         return 0;
     }
-    fmt::print("herd: {} idle workers, {} sequential connections; then {} clients for {} s (9 PING : 1 WORK {})\n\n{}",
-               o.workers, o.connections, o.clients, o.seconds, o.work, lg::herd_table(rows));
+    // A command starts the workers it starts, and answers a SLEEP 10 where a model gets a WORK.
+    bool any_model =
+        std::any_of(rows.begin(), rows.end(), [](const lg::HerdRow& r) { return r.what.command.empty(); });
+    std::string workers = any_model ? fmt::format("{} idle workers{}", o.workers,
+                                                  commands.empty() ? "" : " (a command: its own)")
+                                    : "the command's idle workers";
+    std::string mix = any_model ? fmt::format("WORK {}{}", o.work, commands.empty() ? "" : "; a command: 1 SLEEP 10")
+                                : "SLEEP 10";
+    fmt::print("herd: {}, {} sequential connections; then {} clients for {} s (9 PING : 1 {})\n\n{}", workers,
+               o.connections, o.clients, o.seconds, mix, lg::herd_table(rows));
     return 0;
 }

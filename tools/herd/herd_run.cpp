@@ -27,7 +27,6 @@
 #include <cmath>
 #include <map>
 #include <regex>
-#include <sstream>
 #include <thread>
 
 namespace lg {
@@ -58,18 +57,35 @@ std::vector<double> accepts_per_worker(const std::string& table) {
 // Stopped (with its process group) however the scope is left: an exception
 // out of a load or a STATS must not leave a server running.
 RunningServer start(const HerdOptions& o, const HerdCase& what) {
+    if (!what.command.empty()) return RunningServer(spawn_command(what.command));
     return RunningServer(spawn_server({o.bin_dir + "/" + what.model, "--port", "0", "--workers",
                                        std::to_string(o.workers), "--accept", std::string(sl::accept_name(what.strategy))},
                                       true));
 }
 
+// The workers: the model's --workers children, or as many as a command has once their number
+// stops changing (200 ms alike, 3 s at most).
+std::vector<pid_t> workers_of(const HerdOptions& o, const HerdCase& what, pid_t server) {
+    std::vector<pid_t> pids;
+    if (what.command.empty()) {
+        for (int i = 0; i < 50 && static_cast<int>(pids.size()) < o.workers; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            pids = children_of(server);
+        }
+        return pids;
+    }
+    for (int same = 0, i = 0; same < 10 && i < 150; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        std::vector<pid_t> now = children_of(server);
+        same = (!now.empty() && now.size() == pids.size()) ? same + 1 : 0;
+        pids = now;
+    }
+    return pids;
+}
+
 void idle_herd(const HerdOptions& o, HerdRow& r) {
     RunningServer s = start(o, r.what);
-    std::vector<pid_t> pids;
-    for (int i = 0; i < 50 && static_cast<int>(pids.size()) < o.workers; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        pids = children_of(s.pid());
-    }
+    std::vector<pid_t> pids = workers_of(o, r.what, s.pid());
     std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let every worker reach its wait
     std::string why_not;
     auto kernel = KernelWakeups::open(pids, why_not);
@@ -77,22 +93,28 @@ void idle_herd(const HerdOptions& o, HerdRow& r) {
     uint64_t kernel_before = kernel ? kernel->count() : 0;
     uint64_t switches_before = 0, switches_after = 0;
     for (pid_t p : pids) switches_before += voluntary_switches(p);
-    int not_asleep = 0;
+    int not_asleep = 0, answered = 0;
     for (int i = 0; i < o.connections; ++i) {
         // Each connection finds every worker asleep in its wait, as the
         // experiment says: on a loaded machine the losers of the last one
         // may not have gone back to sleep yet, and a worker still runnable
         // needs no wakeup (the herd would be undercounted).
         if (!wait_all_sleeping(pids, 50)) ++not_asleep;
-        if (ask(s.port(), "PING\n") != "PONG") ++r.errors;
+        if (ask(s.port(), "PING\n") == "PONG") ++answered;
+        else ++r.errors;
     }
     for (pid_t p : pids) switches_after += voluntary_switches(p);
     uint64_t kernel_after = kernel ? kernel->count() : 0;
     auto after = stats(s.port());
-    // Each STATS is a connection too: `after` counts its own (one accept, one wakeup).
-    r.accepts = after["accepts"] - before["accepts"] - 1;
-    r.wakeups = (after["wakeups"] - before["wakeups"] - 1) / r.accepts;
-    r.spurious = (after["spurious"] - before["spurious"]) / r.accepts;
+    if (after.count("accepts")) {
+        // Each STATS is a connection too: `after` counts its own (one accept, one wakeup).
+        r.accepts = after["accepts"] - before["accepts"] - 1;
+        r.wakeups = (after["wakeups"] - before["wakeups"] - 1) / r.accepts;
+        r.spurious = (after["spurious"] - before["spurious"]) / r.accepts;
+    } else {  // no STATS (a command of one's own): the connections it answered, and no counts
+        r.accepts = std::max(answered, 1);
+        r.wakeups = r.spurious = -1;
+    }
     r.switches = static_cast<double>(switches_after - switches_before) / r.accepts;
     // The STATS connections before and after are outside the two counts'
     // window only in part; over hundreds of accepts that is noise.
@@ -102,7 +124,10 @@ void idle_herd(const HerdOptions& o, HerdRow& r) {
         r.idle_note = fmt::format("{} of {} connections began with a worker still awake: the herd may be undercounted",
                                   not_asleep, o.connections);
     std::vector<double> per = accepts_per_worker(s.stop());
-    if (per.empty()) return;
+    if (per.empty()) {  // its stop printed no table of accepts per worker
+        r.spread_min = r.spread_max = r.spread_cv = -1;
+        return;
+    }
     double mean = 0, var = 0;
     for (double a : per) mean += a / static_cast<double>(per.size());
     for (double a : per) var += (a - mean) * (a - mean) / static_cast<double>(per.size());
@@ -116,7 +141,8 @@ void under_load(const HerdOptions& o, HerdRow& r) {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     LoadOptions load;
     load.port = s.port();
-    load.requests = {"PING", fmt::format("WORK {}", o.work)};
+    // A command need not speak WORK: a SLEEP 10 slows the worker it lands on as a WORK of about 10 ms does.
+    load.requests = {"PING", r.what.command.empty() ? fmt::format("WORK {}", o.work) : std::string("SLEEP 10")};
     load.weights = {9, 1};
     load.connections = o.clients;
     load.conn_per_request = true;
@@ -150,25 +176,49 @@ std::vector<HerdCase> herd_cases() {
     return cases;
 }
 
+HerdCase command_case(const std::string& text) {
+    HerdCase c;
+    c.command = command_words(text);
+    return c;
+}
+
 std::string herd_label(const HerdCase& c) {
+    if (!c.command.empty()) {
+        std::string text;
+        for (const std::string& w : c.command) text += (text.empty() ? "" : " ") + w;
+        return text;
+    }
     return fmt::format("{} {}", c.model == "prefork" ? "03" : "06", sl::accept_name(c.strategy));
 }
+
+namespace {
+
+// A figure a command's server may not give (-1: no STATS, no table at stop).
+std::string or_dash(double v, const char* format = "{:.2f}") {
+    return v < 0 ? "-" : fmt::format(fmt::runtime(format), v);
+}
+std::string or_null(double v) { return v < 0 ? "null" : fmt::format("{:.3f}", v); }
+
+}  // namespace
 
 std::string herd_json(const HerdOptions& o, const std::vector<HerdRow>& rows) {
     std::string out = fmt::format(R"({{"workers": {}, "connections": {}, "clients": {}, "duration_s": {}, "work": {}, "rows": [)",
                                   o.workers, o.connections, o.clients, o.seconds, o.work);
     for (size_t i = 0; i < rows.size(); ++i) {
         const HerdRow& r = rows[i];
-        out += fmt::format("{}\n  {{\"model\": \"{}\", \"strategy\": \"{}\", \"accepts\": {}, \"wakeups_per_accept\": {:.3f}, "
-                           "\"spurious_per_accept\": {:.3f}, \"switches_per_accept\": {:.3f}, \"kernel_wakeups_per_accept\": {}, "
+        std::string what = r.what.command.empty()
+            ? fmt::format("\"model\": \"{}\", \"strategy\": \"{}\"", r.what.model, sl::accept_name(r.what.strategy))
+            : fmt::format("\"command\": {}", json_string(herd_label(r.what)));
+        out += fmt::format("{}\n  {{{}, \"accepts\": {}, \"wakeups_per_accept\": {}, "
+                           "\"spurious_per_accept\": {}, \"switches_per_accept\": {:.3f}, \"kernel_wakeups_per_accept\": {}, "
                            "\"kernel_note\": {}, \"idle_note\": {}, \"spread_min\": {}, "
-                           "\"spread_max\": {}, \"spread_cv\": {:.3f}, \"conn_per_s\": {:.0f}, \"ping_mean_ms\": {:.3f}, "
+                           "\"spread_max\": {}, \"spread_cv\": {}, \"conn_per_s\": {:.0f}, \"ping_mean_ms\": {:.3f}, "
                            "\"ping_p99_ms\": {:.3f}, \"ping_max_ms\": {:.3f}, \"ping_stdev_ms\": {:.3f}, \"errors\": {}}}",
-                           i ? "," : "", r.what.model, sl::accept_name(r.what.strategy), r.accepts, r.wakeups,
-                           r.spurious, r.switches,
+                           i ? "," : "", what, r.accepts, or_null(r.wakeups), or_null(r.spurious), r.switches,
                            r.kernel_note.empty() ? fmt::format("{:.3f}", r.kernel_wakeups) : "null",
                            r.kernel_note.empty() ? "null" : json_string(r.kernel_note),
-                           r.idle_note.empty() ? "null" : json_string(r.idle_note), r.spread_min, r.spread_max, r.spread_cv, r.conn_per_s, r.ping_mean_ms, r.ping_p99_ms,
+                           r.idle_note.empty() ? "null" : json_string(r.idle_note), or_null(r.spread_min),
+                           or_null(r.spread_max), or_null(r.spread_cv), r.conn_per_s, r.ping_mean_ms, r.ping_p99_ms,
                            r.ping_max_ms, r.ping_stdev_ms, r.errors);
     }
     return out + "\n]}";
@@ -181,11 +231,12 @@ std::string herd_table(const std::vector<HerdRow>& rows) {
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     std::string note, idle_notes;
     for (const HerdRow& r : rows) {
-        out += fmt::format("| {} | {:.0f} | {:.2f} | {:.2f} | {:.2f} | {:.2f}{} | {:.0f}-{:.0f} | {:.2f} | {:.0f} | {:.2f} | "
+        std::string spread = r.spread_min < 0 ? "-" : fmt::format("{:.0f}-{:.0f}", r.spread_min, r.spread_max);
+        out += fmt::format("| {} | {:.0f} | {} | {} | {:.2f} | {:.2f}{} | {} | {} | {:.0f} | {:.2f} | "
                            "{:.2f} | {:.2f} | {:.2f} | {} |\n",
-                           herd_label(r.what), r.accepts, r.wakeups, r.spurious, r.switches, r.kernel_wakeups,
-                           r.kernel_note.empty() ? "" : "*", r.spread_min, r.spread_max, r.spread_cv, r.conn_per_s,
-                           r.ping_mean_ms, r.ping_p99_ms, r.ping_max_ms, r.ping_stdev_ms, r.errors);
+                           herd_label(r.what), r.accepts, or_dash(r.wakeups), or_dash(r.spurious), r.switches,
+                           r.kernel_wakeups, r.kernel_note.empty() ? "" : "*", spread, or_dash(r.spread_cv),
+                           r.conn_per_s, r.ping_mean_ms, r.ping_p99_ms, r.ping_max_ms, r.ping_stdev_ms, r.errors);
         if (!r.kernel_note.empty()) note = r.kernel_note;
         if (!r.idle_note.empty()) idle_notes += fmt::format("\n{}: {}", herd_label(r.what), r.idle_note);
     }

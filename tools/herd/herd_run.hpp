@@ -19,15 +19,19 @@ struct HerdOptions {
     uint64_t work = 10000000;  // load: the WORK that one request in ten asks for (about 10 ms)
 };
 
-/// One model and one of its --accept strategies.
+/// One model and one of its --accept strategies, or (--cmd) a server of one's own.
 struct HerdCase {
-    std::string model;  // prefork (03) or prefork_event_loop (06)
+    std::string model;  // prefork (03) or prefork_event_loop (06); empty for a command
     sl::Accept strategy = sl::Accept::blocking;
+    std::vector<std::string> command = {};  // --cmd: its words, {port} where the port goes; its workers are
+                                            // its children, and it need not speak STATS or WORK
 };
 
 struct HerdRow {
     HerdCase what;
-    double accepts = 0, wakeups = 0, spurious = 0, switches = 0;  // the last three per accept
+    // The last three per accept. A command that does not answer STATS has no wakeups or spurious
+    // counts, and its stop prints no table of accepts per worker: those are -1 (shown as "-").
+    double accepts = 0, wakeups = 0, spurious = 0, switches = 0;
     // Per accept: times the kernel woke a worker (sched:sched_wakeup), or, where
     // perf is not permitted, the voluntary context switches again; `kernel_note`
     // then says why.
@@ -45,7 +49,9 @@ HerdRow run_herd(const HerdOptions& options, const HerdCase& what);
 
 /// 03 with each of its 8 strategies, then 06 with each of its 4.
 std::vector<HerdCase> herd_cases();
-/// "03 poll", "06 accept-mutex": a case as the tables name it.
+/// --cmd: a case for a server of one's own (words separated by spaces).
+HerdCase command_case(const std::string& text);
+/// "03 poll", "06 accept-mutex", or the command: a case as the tables name it.
 std::string herd_label(const HerdCase& c);
 std::string herd_json(const HerdOptions& options, const std::vector<HerdRow>& rows);
 std::string herd_table(const std::vector<HerdRow>& rows);  // Markdown

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstring>
 #include <regex>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -72,7 +73,8 @@ Spawned spawn_server(const std::vector<std::string>& args, bool listening_line, 
     std::vector<char*> argv;
     for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    int rc = ::posix_spawn(&s.pid, argv[0], &actions, &attr, argv.data(), environ);
+    // posix_spawnp: a name without a slash (python3, for --cmd) is looked up in PATH.
+    int rc = ::posix_spawnp(&s.pid, argv[0], &actions, &attr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     if (rc != 0) throw std::runtime_error(fmt::format("cannot start {}: {}", args[0], std::strerror(rc)));
@@ -136,6 +138,23 @@ std::string stop_server(Spawned& s, double grace_s) {
     }
     s.pid = -1;
     return text;
+}
+
+std::vector<std::string> command_words(const std::string& text) {
+    std::vector<std::string> words;
+    std::istringstream in(text);
+    for (std::string w; in >> w;) words.push_back(w);
+    return words;
+}
+
+Spawned spawn_command(const std::vector<std::string>& words) {
+    int port = free_port();
+    std::vector<std::string> argv;
+    for (std::string word : words) {
+        for (size_t at; (at = word.find("{port}")) != std::string::npos;) word.replace(at, 6, std::to_string(port));
+        argv.push_back(word);
+    }
+    return spawn_server(argv, false, port);
 }
 
 int free_port() {

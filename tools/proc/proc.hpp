@@ -21,11 +21,18 @@ struct Spawned {
     sl::Fd out, err;
 };
 
-/// Starts argv (argv[0] is a path) in a new process group. With
+/// Starts argv (argv[0] is a path, or a name looked up in PATH) in a new process group. With
 /// `listening_line`, waits (5 s at most) for the models' "listening on
 /// HOST:PORT" line and takes the port from it; otherwise waits until `port`
 /// accepts connections. Throws std::runtime_error with what went wrong.
 Spawned spawn_server(const std::vector<std::string>& argv, bool listening_line, int port = 0);
+
+/// --cmd: a server of one's own. Its words split at spaces ("python3 my_server.py --port {port}").
+std::vector<std::string> command_words(const std::string& text);
+
+/// Starts `words` with {port} replaced by a free port, as spawn_server does, and waits until that
+/// port accepts connections (a student's server need print nothing).
+Spawned spawn_command(const std::vector<std::string>& words);
 
 /// SIGTERM to the leader; after `grace_s` SIGKILL to the whole group. Returns
 /// what the server wrote to stderr (its summary). Nothing is left running.

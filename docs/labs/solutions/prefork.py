@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """The answer key for lab 3 (docs/labs/3-prefork.md): N workers forked before
-any client arrives, each blocking in accept(). The master replaces a worker
-that dies and, on SIGTERM, stops them all."""
+any client arrives, each blocking in accept(). The master waits for them
+(no zombie), and on SIGTERM stops them all; replacing a worker that dies is
+lab 6's. The keys of labs 4 and 5 import run_pool() and bring their own worker."""
 import os
 import signal
-import time
 
 from protocol import listener, serve
 
@@ -16,7 +16,7 @@ def worker(sock):
         serve(conn)
 
 
-def spawn(sock):
+def spawn(sock, worker):
     pid = os.fork()
     if pid == 0:
         try:
@@ -26,35 +26,29 @@ def spawn(sock):
     return pid
 
 
-sock, options = listener()
-workers = {spawn(sock) for _ in range(options.workers)}
-stopping = False
+def run_pool(worker, prepare=lambda sock: None):
+    """The master: listens, lets `prepare` set the socket up before fork, forks the workers, waits."""
+    sock, options = listener()
+    prepare(sock)
+    workers = {spawn(sock, worker) for _ in range(options.workers)}
 
+    def stop(*_):
+        # os.wait() is retried after a handler returns (PEP 475), so setting a
+        # flag alone would not wake the master: stopping the workers does.
+        for pid in list(workers):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
-def stop(*_):
-    # os.wait() is retried after a handler returns (PEP 475), so setting a
-    # flag alone would not wake the master: stopping the workers does.
-    global stopping
-    stopping = True
-    for pid in workers:
+    signal.signal(signal.SIGTERM, stop)
+    while workers:  # a worker that died is reaped, not replaced
         try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+            pid, _ = os.wait()
+        except ChildProcessError:
+            break
+        workers.discard(pid)
 
 
-signal.signal(signal.SIGTERM, stop)
-while not stopping:
-    try:
-        pid, _ = os.wait()  # a worker died: replace it
-    except ChildProcessError:
-        break
-    workers.discard(pid)
-    if not stopping:
-        workers.add(spawn(sock))
-        time.sleep(0.05)  # a worker that dies at once must not turn this into a fork loop
-for pid in workers:
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
+if __name__ == "__main__":
+    run_pool(worker)

@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
-"""The answer key for lab 6 (docs/labs/6-supervision.md): prefork_poll.py's
+"""The answer key for lab 6 (docs/labs/6-supervision.md): prefork_exclusive.py's
 pool under a master that supervises: it replaces a worker that dies (with a
 back-off for one that keeps dying at start), and on SIGTERM stops gracefully:
 each worker answers the request in hand, then exits; the master waits for
 them, SIGKILLs whoever is still busy after GRACE seconds, and exits last.
 
-No signal handler ever runs in the master (nginx's pattern, in Python): it
-blocks SIGCHLD, SIGTERM and SIGINT and takes them one at a time from
-signal.sigtimedwait() in a flat loop. A worker's handler does nothing itself:
-Python's C-level handler writes into the worker's stop pipe
-(signal.set_wakeup_fd), and the worker's poll() and serve() watch that pipe.
+No signal handler runs in the master: it blocks SIGCHLD, SIGTERM and SIGINT
+and takes them one at a time from signal.sigtimedwait() in a flat loop, which
+removes a signal from the pending set without delivering it. nginx's master
+blocks its signals too, but sleeps in sigsuspend(), which unblocks them for
+the wait: its handler (ngx_signal_handler) runs and sets flags that the loop
+then reads. sigtimedwait() is the handler-free alternative, not nginx's way.
+A worker's handler does nothing itself: Python's C-level handler writes into
+the worker's stop pipe (signal.set_wakeup_fd), and the worker's epoll and
+serve() watch that pipe.
 """
 import ctypes
 import os
@@ -36,9 +40,9 @@ def worker_main(sock, master):
     signal.pthread_sigmask(signal.SIG_UNBLOCK, WATCHED)
     if os.getppid() != master:
         return  # the master died before prctl: nobody will send that SIGTERM
-    waiter = select.poll()
-    waiter.register(sock, select.POLLIN)
-    waiter.register(stop_r, select.POLLIN)
+    waiter = select.epoll()
+    waiter.register(sock, select.EPOLLIN | select.EPOLLEXCLUSIVE)  # one worker woken per connection (lab 4)
+    waiter.register(stop_r, select.EPOLLIN)
     while True:
         ready = [fd for fd, _ in waiter.poll()]
         if stop_r in ready:

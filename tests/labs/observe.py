@@ -1,0 +1,239 @@
+"""What the contracts watch from outside a server, in any language: where its threads
+are blocked, who holds which connection, how much CPU each thread used, and
+clients that measure answers (never connects: the kernel completes a connect as
+soon as the connection is queued, served or not)."""
+import os
+import platform
+import socket
+import struct
+import time
+
+import proc
+
+
+def settle(predicate, timeout=5.0, interval=0.05):
+    """Polls `predicate` until it is true or `timeout` passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+# ---- answers and their times -------------------------------------------------------------------
+
+SLEEP_RULE = "a SLEEP must wait at least its milliseconds"
+
+
+def slept_too_little(ms, took_s):
+    """The complaint when `SLEEP ms` was answered after `took_s` seconds, or None. The time runs from
+    the client's send to its receipt, so it can only exceed the server's wait."""
+    if took_s < ms / 1000:
+        return f"SLEEP {ms} was answered after {took_s * 1000:.0f} ms: {SLEEP_RULE}"
+    return None
+
+
+def answers_within(clients, seconds, quiet=None, since=None):
+    """Reads one answer line from each client until all answered, `seconds` passed, or (with
+    `quiet`) no new answer came for `quiet` seconds. Returns {index: (line, seconds since `since`,
+    a time.monotonic() taken before the requests were sent, or since the call)}."""
+    began = time.monotonic() if since is None else since
+    got, last = {}, began
+    for c in clients:
+        c.sock.setblocking(False)
+    try:
+        while len(got) < len(clients):
+            now = time.monotonic()
+            if now - began > seconds or (quiet is not None and now - last > quiet):
+                break
+            progress = False
+            for i, c in enumerate(clients):
+                if i in got:
+                    continue
+                try:
+                    chunk = c.sock.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    got[i] = (None, now - began)  # closed without an answer
+                    continue
+                c.buf += chunk
+                if b"\n" in c.buf:
+                    line, _, c.buf = c.buf.partition(b"\n")
+                    got[i] = (line.decode(errors="replace").rstrip("\r"), time.monotonic() - began)
+                    progress = True
+            if progress:
+                last = time.monotonic()
+            else:
+                time.sleep(0.005)
+    finally:
+        for c in clients:
+            try:
+                c.sock.setblocking(True)
+                c.sock.settimeout(5)
+            except OSError:
+                pass
+    return got
+
+
+def ping_seconds(server, timeout=5):
+    """Seconds a new client's PING took to be answered PONG (from after its connect), or inf when
+    it got another answer or none within `timeout`."""
+    with server.connect(timeout=timeout) as c:
+        began = time.monotonic()
+        try:
+            return time.monotonic() - began if c.ask("PING") == "PONG" else float("inf")
+        except (TimeoutError, OSError):
+            return float("inf")
+
+
+def sleepers_and_a_ping(server, sleepers, ms):
+    """`sleepers` clients send SLEEP ms then QUIT at once; then one more client PINGs.
+    Returns (seconds the PING took, seconds until every sleeper was answered, a complaint or None);
+    a PING with no answer within 5 s counts as inf."""
+    holders = [server.connect(timeout=15) for _ in range(sleepers)]
+    try:
+        began = time.monotonic()
+        for h in holders:
+            h.send(f"SLEEP {ms}\nQUIT\n")  # each connection ends after its sleep: a stalled PING gets through later
+        time.sleep(0.1)
+        ping_s = ping_seconds(server)
+        complaint = None
+        for h in holders:
+            got = h.line()
+            took = time.monotonic() - began
+            if got != f"SLEPT {ms}":
+                complaint = f"SLEEP {ms} was answered {got!r}"
+            complaint = complaint or slept_too_little(ms, took)
+        return ping_s, time.monotonic() - began, complaint
+    finally:
+        for h in holders:
+            h.close()
+
+
+def reset_on_close(client):
+    """Makes close() send RST instead of FIN (SO_LINGER with a zero timeout)."""
+    client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+# ---- who holds what ----------------------------------------------------------------------------
+
+def held_connections(server, client_ports=None):
+    """{client port: {pids of the server that hold its connection}} for the connections the server has
+    accepted (one still in the backlog has no descriptor yet, and is left out), from /proc/net/tcp and
+    each process's /proc/PID/fd."""
+    sockets = {remote: inode for state, _, remote, inode in proc.tcp_sockets(server.port)
+               if state == proc.ESTABLISHED and inode and (client_ports is None or remote in client_ports)}
+    owners = proc.holders(server.processes(), sockets.values())
+    return {port: owners.get(inode, set()) for port, inode in sockets.items()}
+
+
+def listening_sockets(server):
+    """{pid: [(fd, nonblocking)]}: the descriptors of the server's listening sockets on its port, per process."""
+    inodes = {inode for state, _, _, inode in proc.tcp_sockets(server.port) if state == proc.LISTEN}
+    held = {}
+    for pid in server.processes():
+        for inode, fds in proc.socket_fds(pid).items():
+            if inode in inodes:
+                for fd in fds:
+                    flags = proc.fd_flags(pid, fd)
+                    held.setdefault(pid, []).append((fd, flags is not None and bool(flags & os.O_NONBLOCK)))
+    return held
+
+
+def port_of(client):
+    return client.sock.getsockname()[1]
+
+
+# ---- where a thread waits ------------------------------------------------------------------------
+
+# The first field of /proc/PID/task/TID/syscall is the number of the system
+# call the thread is blocked in (syscall(2) numbers differ by architecture).
+SYSCALLS = {
+    "x86_64": {7: "poll", 23: "select", 232: "epoll_wait", 270: "pselect6", 271: "ppoll", 281: "epoll_pwait",
+               441: "epoll_pwait2", 43: "accept", 288: "accept4", 0: "read", 45: "recvfrom", 202: "futex",
+               61: "wait4", 230: "clock_nanosleep", 34: "pause", 128: "rt_sigtimedwait", 72: "fcntl", 73: "flock",
+               65: "semop"},
+    "aarch64": {72: "pselect6", 73: "ppoll", 22: "epoll_pwait", 441: "epoll_pwait2", 202: "accept",
+                242: "accept4", 63: "read", 207: "recvfrom", 98: "futex", 260: "wait4", 115: "clock_nanosleep",
+                137: "rt_sigtimedwait", 25: "fcntl", 32: "flock", 193: "semop"},
+}
+POLL_FAMILY = {"poll", "select", "epoll_wait", "pselect6", "ppoll", "epoll_pwait", "epoll_pwait2"}
+ACCEPTS = {"accept", "accept4"}
+LOCKS = {"futex", "fcntl", "flock", "semop"}  # a lock around the wait: one worker polls, the others queue here
+
+
+def blocked_in(pid, tid):
+    """The system call thread `tid` of `pid` is blocked in ('poll', 'accept4', 'syscall 999'), or
+    'running'; None when it is gone. Where the architecture's numbers are not in SYSCALLS, the
+    kernel function it sleeps in (/proc/.../wchan) is mapped onto the same names."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+            first = f.read().split()[0]
+        table = SYSCALLS.get(platform.machine())
+        if first == "running":
+            return "running"
+        if table is not None:
+            return table.get(int(first), f"syscall {first}")
+        with open(f"/proc/{pid}/task/{tid}/wchan") as f:
+            wchan = f.read()
+    except (OSError, IndexError, ValueError):
+        return None
+    if "accept" in wchan:
+        return "accept"
+    if "futex" in wchan or "lock" in wchan:
+        return "futex"
+    return "poll" if "poll" in wchan or "select" in wchan else f"kernel function {wchan}"
+
+
+def waits(pid):
+    """What each thread of `pid` is blocked in: {tid: name}."""
+    return {tid: what for tid in proc.tasks(pid) if (what := blocked_in(pid, tid))}
+
+
+# ---- CPU per thread ------------------------------------------------------------------------------
+
+def thread_cpu(pid):
+    """{tid: CPU ticks} of the live threads of a process."""
+    return {tid: s[3] for tid in proc.tasks(pid) if (s := proc.stat(pid, tid))}
+
+
+def echo_load(server, clients=20, batch=50, min_ticks=40, min_s=1.0, max_s=4.0):
+    """`clients` connections each pipeline `batch` ECHOs and read the answers, round after round,
+    for at least `min_s` s and until the server's processes used `min_ticks` of CPU (at most
+    `max_s` s). Returns (per-thread CPU ticks used {(pid, tid): ticks}, the processes' ticks,
+    seconds, rounds); the processes' total counts threads that ended meanwhile."""
+    conns = [server.connect(timeout=10) for _ in range(clients)]
+    payload = "".join(f"ECHO {i:03d} turns the loop\n" for i in range(batch)).encode()
+
+    def snapshot():
+        pids = server.processes()
+        return ({(p, t): ticks for p in pids for t, ticks in thread_cpu(p).items()},
+                sum(s[3] for p in pids if (s := proc.stat(p))))
+
+    try:
+        before, before_total = snapshot()
+        began, rounds = time.monotonic(), 0
+        while True:
+            for c in conns:
+                c.sock.sendall(payload)
+            for c in conns:  # a round's answers, and nothing more: the next round is not sent yet
+                lines = 0
+                while lines < batch:
+                    chunk = c.sock.recv(65536)
+                    if not chunk:
+                        raise ConnectionError("the server closed a connection in the middle of the load")
+                    lines += chunk.count(b"\n")
+            rounds += 1
+            after, after_total = snapshot()
+            took = time.monotonic() - began
+            if took >= max_s or (took >= min_s and after_total - before_total >= min_ticks):
+                break
+    finally:
+        for c in conns:
+            c.close()
+    used = {k: after[k] - before.get(k, 0) for k in after}
+    return used, after_total - before_total, took, rounds
