@@ -8,6 +8,7 @@
 #include "base/limits.hpp"
 #include "compare.hpp"
 #include "idle.hpp"
+#include "kernel_wakeups.hpp"
 #include "measure.hpp"
 #include "proc.hpp"
 #include "scenarios.hpp"
@@ -100,7 +101,7 @@ std::string cpu_list(const std::vector<int>& cpus) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::vector<std::string> model_names = {"01", "02", "03", "04", "05", "06", "nginx"};
+    std::vector<std::string> model_names = {"01", "02", "03", "04", "05", "06", "07", "08", "nginx"};
     std::vector<std::string> commands;
     std::vector<std::string> scenario_names = lg::scenario_names();
     double duration = 5;
@@ -211,11 +212,18 @@ int main(int argc, char** argv) {
     }
     setup.scratch = scratch;
 
+    // The rows of each scenario: a model (or a variant) at a client count.
+    auto rows_of = [&](const lg::Scenario& sc) {
+        std::vector<lg::Row> rows = lg::scenario_rows(sc, setup.workers, connections, quick);
+        if (!rows.empty()) return rows;
+        for (const lg::Model& m : sc.kind == lg::Scenario::cost ? variants : report.models)
+            rows.push_back({m, connections, sc.conn_per_request});
+        return rows;
+    };
+    const std::string uring_why_not = lg::uring_unavailable(setup);  // 08 where io_uring cannot run: skipped, saying why
     int steps = 0;
     for (const lg::Scenario& s : report.scenarios)
-        steps += static_cast<int>(s.kind == lg::Scenario::herd   ? herd_cases.size()
-                                  : s.kind == lg::Scenario::cost ? variants.size()
-                                                                 : report.models.size());
+        steps += static_cast<int>(s.kind == lg::Scenario::herd ? herd_cases.size() : rows_of(s).size());
     Progress progress(steps, ::isatty(STDERR_FILENO));
     int step = 0;
     int failures = 0;
@@ -232,8 +240,8 @@ int main(int argc, char** argv) {
             }
             continue;
         }
-        const std::vector<lg::Model>& rows = sc.kind == lg::Scenario::cost ? variants : report.models;
-        for (const lg::Model& m : rows) {
+        for (const lg::Row& row : rows_of(sc)) {
+            const lg::Model& m = row.model;
             lg::Run run;
             run.scenario = sc.name;
             run.model = m.name;
@@ -242,6 +250,7 @@ int main(int argc, char** argv) {
             else if (m.name == "nginx" && !sc.nginx) run.skipped = "no such endpoint in nginx";
             else if (m.name == "nginx" && report.settings.text) run.skipped = "speaks HTTP, and --cmd asks for text";
             else if (!m.command.empty() && !lg::lab_protocol(sc)) run.skipped = "needs WORK, which no lab asks for";
+            else if (m.name == "uring" && !uring_why_not.empty()) run.skipped = "io_uring is not available: " + uring_why_not;
             if (!run.skipped.empty()) {
                 report.runs.push_back(run);
                 ++step;
@@ -253,8 +262,8 @@ int main(int argc, char** argv) {
                 run.load.protocol = report.settings.text ? lg::Protocol::text : lg::Protocol::http;
                 run.load.requests = report.settings.text ? sc.lines : sc.paths;
                 run.load.weights = sc.weights;
-                run.load.connections = connections;
-                run.load.conn_per_request = sc.conn_per_request;
+                run.load.connections = row.connections;
+                run.load.conn_per_request = row.conn_per_request;
                 run.load.duration_s = duration;
                 // Shorter than the run, so a connection that is never served shows as a timeout.
                 run.load.timeout_s = std::clamp(duration / 2, 0.5, 2.0);
@@ -266,6 +275,18 @@ int main(int argc, char** argv) {
                 }
                 lg::measure(setup, m, run, [&](const lg::LoadOptions& load, pid_t server) {
                     auto bar = [&](double part) { progress.at(step, part, what); };
+                    if (sc.kind == lg::Scenario::uring) {  // and the server's system calls meanwhile
+                        auto counter = lg::TaskSyscalls::open(server, run.syscalls_note);
+                        lg::LoadResult r = lg::run_load(load, bar);
+                        if (counter) run.syscalls = static_cast<double>(counter->count());
+                        return r;
+                    }
+                    if (sc.kind == lg::Scenario::state) {  // and what the server counted
+                        lg::LoadResult r = lg::run_load(load, bar);
+                        std::string value = lg::ask(load.port, "GET hits\n");
+                        if (value.rfind("VALUE ", 0) == 0) run.counted = std::stoll(value.substr(6));
+                        return r;
+                    }
                     if (sc.kind != lg::Scenario::c10k) return lg::run_load(load, bar);
                     // The idle connections first, held open while the active clients ask.
                     lg::IdleConnections held(load.port, idle, 3.0);

@@ -12,7 +12,10 @@
 namespace lg {
 
 struct Scenario {
-    enum Kind { load, c10k, cost, herd } kind = load;
+    // load: every model, one load; c10k: and idle connections; cost: every
+    // variant, CPU per connection; herd: the accept strategies; state, uring,
+    // proxy: their own variants, each at several client counts.
+    enum Kind { load, c10k, cost, herd, state, uring, proxy } kind = load;
     std::string name;
     std::string lesson;  // the question the scenario asks, printed above its table
     bool conn_per_request = false;
@@ -28,6 +31,7 @@ struct Model {
     std::string label;  // 01 .. 06, "03 poll" (a variant), or "nginx"
     bool has_workers = false;  // long-lived worker processes whose share of the work we can measure
     std::vector<std::string> args = {};  // more options (--accept poll, --thread-accept queue)
+    std::string backend = {};            // proxy: the model started first, behind it (09, nginx's proxy_pass)
     std::vector<std::string> command = {};  // --cmd: a server of one's own, {port} where its port goes
 };
 
@@ -62,6 +66,9 @@ struct Run {
     // reaped children included) in its stop summary; -1 where it prints
     // none (nginx): the sampler's figures (clock ticks, 10 ms) stand instead.
     double own_user_s = -1, own_sys_s = -1;
+    double syscalls = -1;  // uring: the server's system calls in the run (raw_syscalls:sys_enter); -1: not measured
+    std::string syscalls_note;  // why they were not measured
+    int64_t counted = -1;  // state: the count GET read back after the run (-1: none)
 };
 
 struct Machine {

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <regex>
 #include <thread>
 
@@ -110,7 +111,26 @@ Spawned wait_for_workers(Spawned s, const Model& m, int workers) {
     return s;
 }
 
-Spawned start_model(const Setup& setup, const Model& m) {
+// nginx's configuration: the same answer to /ping as the models; or, with
+// `backend_port`, proxy_pass to that port over kept-alive connections (the
+// upstream's keepalive, HTTP/1.1, and no Connection: close passed on).
+std::string nginx_conf(const Setup& setup, int port, int backend_port) {
+    std::string location =
+        backend_port == 0
+            ? "default_type text/plain; return 200 \"PONG\\n\";"
+            : "proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\";";
+    std::string upstream =
+        backend_port == 0 ? "" : fmt::format("  upstream backend {{ server 127.0.0.1:{}; keepalive 32; }}\n", backend_port);
+    return fmt::format(
+        "daemon off;\nworker_processes {0};\npid {1}/nginx.pid;\nerror_log {1}/error.log;\n"
+        "worker_rlimit_nofile 20000;\nevents {{ worker_connections 20000; }}\nhttp {{\n  access_log off;\n"
+        "  client_body_temp_path {1}/body; proxy_temp_path {1}/proxy; fastcgi_temp_path {1}/fastcgi;\n"
+        "  scgi_temp_path {1}/scgi; uwsgi_temp_path {1}/uwsgi;\n{3}"
+        "  server {{ listen 127.0.0.1:{2}; location / {{ {4} }} }}\n}}\n",
+        setup.workers, setup.scratch, port, upstream, location);
+}
+
+Spawned start_model(const Setup& setup, const Model& m, int backend_port = 0) {
     if (!m.command.empty()) {
         Spawned s = spawn_command(m.command);
         std::this_thread::sleep_for(std::chrono::milliseconds(300));  // its workers, if any, start meanwhile
@@ -119,19 +139,14 @@ Spawned start_model(const Setup& setup, const Model& m) {
     if (m.name != "nginx") {
         std::vector<std::string> argv = {setup.bin_dir + "/" + m.name, "--port", "0"};
         if (m.has_workers) argv.insert(argv.end(), {"--workers", std::to_string(setup.workers)});
+        if (backend_port != 0) argv.insert(argv.end(), {"--backend", fmt::format("127.0.0.1:{}", backend_port)});
         argv.insert(argv.end(), m.args.begin(), m.args.end());
         return wait_for_workers(spawn_server(argv, true), m, setup.workers);
     }
     // nginx as the reference row: the same answer to /ping, its worker count ours.
     int port = free_port();
     fs::path dir = setup.scratch;
-    std::ofstream(dir / "nginx.conf") << fmt::format(
-        "daemon off;\nworker_processes {0};\npid {1}/nginx.pid;\nerror_log {1}/error.log;\n"
-        "worker_rlimit_nofile 20000;\nevents {{ worker_connections 20000; }}\nhttp {{\n  access_log off;\n"
-        "  client_body_temp_path {1}/body; proxy_temp_path {1}/proxy; fastcgi_temp_path {1}/fastcgi;\n"
-        "  scgi_temp_path {1}/scgi; uwsgi_temp_path {1}/uwsgi;\n"
-        "  server {{ listen 127.0.0.1:{2}; location / {{ default_type text/plain; return 200 \"PONG\\n\"; }} }}\n}}\n",
-        setup.workers, dir.string(), port);
+    std::ofstream(dir / "nginx.conf") << nginx_conf(setup, port, backend_port);
     return wait_for_workers(spawn_server({setup.nginx, "-c", (dir / "nginx.conf").string(), "-p", dir.string()}, false, port),
                             m, setup.workers);
 }
@@ -150,13 +165,13 @@ namespace {
 
 // Starts the server with its CPUs (--pin): this thread takes them for the
 // spawn, which the server inherits, and goes back to its own.
-Spawned start_pinned(const Setup& setup, const Model& model) {
-    if (setup.server_cpus.empty()) return start_model(setup, model);
+Spawned start_pinned(const Setup& setup, const Model& model, int backend_port = 0) {
+    if (setup.server_cpus.empty()) return start_model(setup, model, backend_port);
     cpu_set_t mine;
     ::sched_getaffinity(0, sizeof mine, &mine);
     pin_to(setup.server_cpus);
     try {
-        Spawned s = start_model(setup, model);
+        Spawned s = start_model(setup, model, backend_port);
         ::sched_setaffinity(0, sizeof mine, &mine);
         return s;
     } catch (...) {
@@ -167,8 +182,23 @@ Spawned start_pinned(const Setup& setup, const Model& model) {
 
 }  // namespace
 
+std::string uring_unavailable(const Setup& setup) {
+    try {
+        Spawned s = spawn_server({setup.bin_dir + "/uring", "--port", "0"}, true);
+        stop_server(s, 1);
+        return {};
+    } catch (const std::exception& e) {
+        std::string why = e.what();
+        size_t at = why.find("io_uring is not available here: ");
+        return at == std::string::npos ? why : why.substr(at + 33, why.find('\n', at) - at - 33);
+    }
+}
+
 void measure(const Setup& setup, const Model& model, Run& run, const LoadFn& load) {
-    RunningServer server(start_pinned(setup, model));
+    // A proxy's backend first, on the same CPUs; only the proxy is sampled.
+    std::optional<RunningServer> backend;
+    if (!model.backend.empty()) backend.emplace(start_pinned(setup, Model{model.backend, model.backend, false}));
+    RunningServer server(start_pinned(setup, model, backend ? backend->port() : 0));
     run.load.port = server.port();
     Sampler sampler(server.pid());
     run.result = load(run.load, server.pid());

@@ -28,7 +28,10 @@ using LoadFn = std::function<LoadResult(const LoadOptions&, pid_t server)>;
 /// (sched_setaffinity). False if the kernel refused.
 bool pin_to(const std::vector<int>& cpus);
 
-/// Starts `model` on a free port, runs `load` against it (run.load gets the
+/// "" where 08 (uring) can run; else why not, as it says itself ("a seccomp filter ...").
+std::string uring_unavailable(const Setup& setup);
+
+/// Starts `model` on a free port (a proxy's `backend` first, behind it), runs `load` against it (run.load gets the
 /// port; the rest of run.load is the caller's) while a sampler reads the
 /// server's process group from /proc every 100 ms, stops the server, and
 /// fills run.result, run.usage and run.summary.

@@ -147,6 +147,37 @@ std::string cost_table(const Report& report, const Scenario& sc) {
 
 }  // namespace
 
+// The scenarios whose rows are variants at several client counts (state,
+// uring, proxy): a row each, with the columns that scenario is about.
+std::string variants_table(const Report& report, const Scenario& sc) {
+    const bool uring = sc.kind == Scenario::uring, state = sc.kind == Scenario::state;
+    std::string out = fmt::format("| server | connections | req/s | p50 ms | p99 ms | µs CPU per request | {}errors |\n"
+                                  "|---|---|---|---|---|---|{}---|\n",
+                                  uring ? "syscalls per request | " : state ? "counted | " : "",
+                                  uring || state ? "---|" : "");
+    for (const Run& run : report.runs) {
+        if (run.scenario != sc.name) continue;
+        std::string connections = fmt::format("{}{}", run.load.connections, run.load.conn_per_request ? ", one per request" : "");
+        if (!run.skipped.empty()) {
+            out += fmt::format("| {} | {} | {} | | | | {}|\n", run.label, connections, run.skipped, uring || state ? "| " : "");
+            continue;
+        }
+        const Histogram& h = run.result.latency;
+        double user = run.own_user_s >= 0 ? run.own_user_s : run.usage.user_s;
+        double sys = run.own_sys_s >= 0 ? run.own_sys_s : run.usage.sys_s;
+        double ok = static_cast<double>(std::max<uint64_t>(run.result.ok, 1));
+        std::string extra;
+        if (uring) extra = run.syscalls >= 0 ? fmt::format("{:.2f} | ", run.syscalls / ok)
+                                             : fmt::format("not measured: {} | ", run.syscalls_note);
+        // Answered, or sent and still waiting when the run ended: the server counted those too.
+        if (state) extra = run.counted >= 0 ? fmt::format("{} of {} | ", run.counted, run.result.ok + run.result.unfinished) : "- | ";
+        out += fmt::format("| {} | {} | {:.0f} | {:.2f} | {:.2f} | {:.1f} | {}{} |\n", run.label, connections,
+                           run.result.rps(), ms(h.percentile(0.5)), ms(h.percentile(0.99)), (user + sys) * 1e6 / ok,
+                           extra, errors_text(run.result));
+    }
+    return out;
+}
+
 std::string report_markdown(const Report& report) {
     const Machine& m = report.machine;
     const Settings& s = report.settings;
@@ -171,6 +202,11 @@ std::string report_markdown(const Report& report) {
         case Scenario::cost:
             out += fmt::format("## {}\n\n{} {} connections per row, 8 at a time.\n\n{}\n", sc.name, sc.lesson,
                                s.cost_connections, cost_table(report, sc));
+            break;
+        case Scenario::state:
+        case Scenario::uring:
+        case Scenario::proxy:
+            out += fmt::format("## {}\n\n{}\n\n{}\n", sc.name, sc.lesson, variants_table(report, sc));
             break;
         case Scenario::herd:
             if (report.herd.empty()) break;

@@ -11,6 +11,15 @@
 namespace lg {
 
 std::vector<Scenario> all_scenarios();
+
+/// A run of a scenario with rows of its own (state, uring, proxy): a variant at a client count.
+struct Row {
+    Model model;
+    int connections = 0;
+    bool conn_per_request = false;
+};
+/// Those rows; empty for the other scenarios. `workers`: 07's loops too.
+std::vector<Row> scenario_rows(const Scenario& s, int workers, int connections, bool quick);
 std::vector<std::string> scenario_names();
 
 /// 01 .. 06 and nginx, each with its default options.

@@ -16,13 +16,13 @@
 namespace lg {
 namespace {
 
-// The tracepoint's id, from tracefs. If tracefs is not mounted and we are
-// root, mount it where the kernel documents it (perf does the same).
-std::optional<uint64_t> tracepoint_id(std::string& why_not) {
+// A tracepoint's id ("sched/sched_wakeup"), from tracefs. If tracefs is not
+// mounted and we are root, mount it where the kernel documents it (perf does the same).
+std::optional<uint64_t> tracepoint_id(std::string& why_not, const std::string& event = "sched/sched_wakeup") {
     const char* dirs[] = {"/sys/kernel/tracing", "/sys/kernel/debug/tracing"};
     for (int attempt = 0; attempt < 2; ++attempt) {
         for (const char* dir : dirs) {
-            std::string path = std::string(dir) + "/events/sched/sched_wakeup/id";
+            std::string path = std::string(dir) + "/events/" + event + "/id";
             std::ifstream in(path);
             uint64_t id = 0;
             if (in >> id) return id;
@@ -37,7 +37,7 @@ std::optional<uint64_t> tracepoint_id(std::string& why_not) {
             break;
         }
     }
-    why_not = "no tracefs with events/sched/sched_wakeup (mount -t tracefs nodev /sys/kernel/tracing, as root)";
+    why_not = fmt::format("no tracefs with events/{} (mount -t tracefs nodev /sys/kernel/tracing, as root)", event);
     return std::nullopt;
 }
 
@@ -121,6 +121,40 @@ uint64_t KernelWakeups::count() const {
         if (n == sizeof value) total += value;
     }
     return total;
+}
+
+std::optional<TaskSyscalls> TaskSyscalls::open(pid_t pid, std::string& why_not) {
+    if (const char* off = std::getenv("SERVERLAB_NO_PERF"); off && *off && std::strcmp(off, "0") != 0) {
+        why_not = "turned off by SERVERLAB_NO_PERF";
+        return std::nullopt;
+    }
+    auto id = tracepoint_id(why_not, "raw_syscalls/sys_enter");
+    if (!id) return std::nullopt;
+    perf_event_attr attr{};
+    attr.size = sizeof attr;
+    attr.type = PERF_TYPE_TRACEPOINT;
+    attr.config = *id;
+    attr.inherit = 1;  // and the threads it starts from now on (08's --offload)
+    // The tracepoint fires in the calling task's context: a counter attached
+    // to the server's pid, on every CPU, counts its system calls and no one else's.
+    long fd = perf_event_open(&attr, pid, -1);
+    if (fd < 0) {
+        why_not = errno == EACCES || errno == EPERM
+                      ? "not permitted (a tracepoint counter needs root, CAP_PERFMON or kernel.perf_event_paranoid <= 1)"
+                      : fmt::format("perf_event_open: {}", std::strerror(errno));
+        return std::nullopt;
+    }
+    TaskSyscalls s;
+    s.counter_ = sl::Fd(static_cast<int>(fd));
+    return s;
+}
+
+uint64_t TaskSyscalls::count() const {
+    uint64_t value = 0;
+    ssize_t n;
+    do n = ::read(counter_.get(), &value, sizeof value);
+    while (n < 0 && errno == EINTR);
+    return n == sizeof value ? value : 0;
 }
 
 }  // namespace lg

@@ -41,4 +41,17 @@ private:
     std::vector<sl::Fd> per_cpu_;
 };
 
+/// System calls made by one process (its threads included), counted at the
+/// raw_syscalls:sys_enter tracepoint (compare's uring scenario: system calls
+/// per request). Needs root, CAP_PERFMON or kernel.perf_event_paranoid <= 1.
+class TaskSyscalls {
+public:
+    /// A counter on `pid` from now on, or nothing, with `why_not`.
+    static std::optional<TaskSyscalls> open(pid_t pid, std::string& why_not);
+    uint64_t count() const;
+
+private:
+    sl::Fd counter_;
+};
+
 }  // namespace lg

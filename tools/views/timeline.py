@@ -190,11 +190,14 @@ def draw(timeline, title, out_dir):
 
 
 def binary(model, bin_dir):
-    """01, 01_single_process or single_process -> BIN_DIR/single_process."""
+    """01, 01_single_process or single_process -> BIN_DIR/single_process; 08 -> BIN_DIR/uring (the
+    binary is the one the model's CMakeLists.txt names)."""
     for d in sorted(ROOT.glob("[0-9][0-9]_*")):
         number, _, name = d.name.partition("_")
-        if model in (d.name, number, name):
-            return pathlib.Path(bin_dir) / name
+        m = re.search(r"^\s*add_executable\((\w+) ", (d / "CMakeLists.txt").read_text(), re.M)
+        exe = m.group(1) if m else name
+        if model in (d.name, number, name, exe):
+            return pathlib.Path(bin_dir) / exe
     sys.exit(f"timeline: unknown model {model!r} (01 ... 07, or a name such as prefork)")
 
 
