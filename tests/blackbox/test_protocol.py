@@ -43,6 +43,28 @@ def test_crlf_blank_lines_and_pipelining(start, model):
             "pipelined requests must be answered in order, blank lines ignored, CR before LF dropped"
 
 
+def test_an_answer_behind_a_pipelined_one_does_not_wait_for_a_delayed_ack(start, model):
+    # "PING\nSLEEP 5\n" in one write: PONG goes out at once, SLEPT 5 ms later,
+    # while PONG may not be acknowledged yet. With Nagle's algorithm on, that
+    # second small segment waits for the ACK, and a client with nothing to
+    # send delays its ACK: 40 ms at least on Linux, a kernel timer, whatever
+    # the CPU. The median of seven is far below that when answers go out at
+    # once (TCP_NODELAY), and at or above it when they do not.
+    server = start(model)
+    took = []
+    with server.connect() as c:
+        for _ in range(3):
+            assert c.ask("PING") == "PONG"  # past the quick ACKs of a connection's start
+        for _ in range(7):
+            began = time.monotonic()
+            c.send("PING\nSLEEP 5\n")
+            assert [c.line(), c.line()] == ["PONG", "SLEPT 5"]
+            took.append(time.monotonic() - began)
+    median = sorted(took)[3]
+    assert median < 0.035, (f"a pipelined SLEEP 5 was answered after {median * 1000:.0f} ms: the answer waited for "
+                            "the client's delayed ACK of the one before (Nagle's algorithm; TCP_NODELAY, docs/tcp.md)")
+
+
 def test_request_split_across_writes(start, model):
     server = start(model)
     with server.connect() as c:
