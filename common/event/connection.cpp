@@ -228,10 +228,9 @@ void Connection::begin_request(const Command& c) {
         auto done = [server, serial](Answer answer) {
             if (Connection* conn = server->find(serial)) conn->finish(answer);
         };
-        if (server_.delegate_(c, session_.framing(), done)) {
-            executing_ = true;
-            return;
-        }
+        executing_ = true;  // before: a `done` called too soon must find the request under way
+        if (server_.delegate_(c, session_.framing(), done)) return;
+        executing_ = false;
     }
     if (c.verb == Verb::work && server_.pool_) {
         executing_ = true;
@@ -245,19 +244,16 @@ void Connection::begin_request(const Command& c) {
     // On the loop: for WORK, every other client waits meanwhile. The
     // master's --request-timeout (06) sees a loop stuck this way.
     // The loop's state on the status page: 'W' while it executes, '_' while it waits for events.
-    ctx_.counters->busy_since_ms.store(monotonic_ms(), std::memory_order_relaxed);
-    ctx_.counters->set_activity(Activity::working);
+    ctx_.counters->begin_request(monotonic_ms());
     Answer a = execute(c, view_);
-    ctx_.counters->set_activity(Activity::waiting);
-    ctx_.counters->busy_since_ms.store(0, std::memory_order_relaxed);
+    ctx_.counters->end_request();
     answered(a);
 }
 
 void Connection::answered(const Answer& a) {
     session_.answer(a, out_.append_to());
     int64_t now = monotonic_ms();
-    ctx_.counters->requests.fetch_add(1, std::memory_order_relaxed);
-    ctx_.counters->last_active_ms.store(now, std::memory_order_relaxed);
+    ctx_.counters->count_answer(now);
     deadline_ms_ = now + idle_ms_;  // the idle timer sees the new deadline when it fires
     SL_TRACE("conn {}: {} -> {}", serial_, session_.last_request(), session_.last_answer());
 }

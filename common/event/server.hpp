@@ -90,6 +90,9 @@ public:
     /// A request that someone else answers: `ask` gets the command, the
     /// framing the client speaks, and a `done` to call with the answer on this
     /// loop's thread, and returns false to let the command run here as usual.
+    /// `done` is called later, never from inside `ask`: the connection is in
+    /// the middle of reading its requests then (an answer known at once goes
+    /// through EventLoop::defer, to the end of the turn).
     /// 07 --state sharded: INCR and GET of a name another loop owns (through
     /// its queue); 09: every command a backend answers (through a connection to it).
     using Delegate = std::function<bool(const Command&, Framing, std::function<void(Answer)> done)>;

@@ -356,7 +356,9 @@ void Upstreams::failed(int backend, const std::string& why, bool timeout, Job jo
     a.line = "ERR upstream " + why;
     a.error = true;
     a.status = timeout ? 504 : 502;
-    job.done(std::move(a));
+    // Not at once: from relay() (no backend to try) the client's connection
+    // is still inside its request (EventServer::delegate). At the turn's end.
+    loop_.defer([done = std::move(job.done), a] { done(a); });
 }
 
 }  // namespace sl

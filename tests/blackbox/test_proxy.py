@@ -3,7 +3,6 @@ answer back, keeps connections to the backends alive, survives backends that ref
 reset or die, holds a client that never reads within bounds, and leaves no socket in CLOSE_WAIT."""
 import json
 import os
-import re
 import signal
 import socket
 import struct
@@ -13,7 +12,7 @@ import time
 
 import pytest
 
-from harness import Client, HOST, Server, children_of, kv, wait_until
+from harness import HOST, children_of, kv, wait_until
 
 
 @pytest.fixture
@@ -178,6 +177,19 @@ def rss_kib(pid):
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
+def flood_with_requests(sock, seconds=3, most=64 << 20):
+    """Sends pipelined ECHOs on the non-blocking `sock` for `seconds` (or until `most` bytes),
+    as fast as the proxy takes them; returns the bytes it took."""
+    sent, deadline = 0, time.monotonic() + seconds
+    request = ("ECHO " + "z" * 4000 + "\n").encode() * 16
+    while time.monotonic() < deadline and sent < most:
+        try:
+            sent += sock.send(request)
+        except BlockingIOError:
+            time.sleep(0.01)
+    return sent
+
+
 def test_a_client_that_never_reads_does_not_grow_the_proxy(start, backend):
     b = backend()
     proxy = proxy_of(start, b, workers=1)
@@ -187,19 +199,38 @@ def test_a_client_that_never_reads_does_not_grow_the_proxy(start, backend):
     flood = socket.create_connection((HOST, proxy.port), timeout=5)
     flood.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     flood.setblocking(False)
-    sent, deadline = 0, time.monotonic() + 3
-    request = ("ECHO " + "z" * 4000 + "\n").encode() * 16
-    while time.monotonic() < deadline and sent < 64 << 20:
-        try:
-            sent += flood.send(request)
-        except BlockingIOError:
-            time.sleep(0.01)
+    sent = flood_with_requests(flood)
     grown = rss_kib(worker) - before
+    print(f"never reads: the proxy took {sent >> 10} KiB, and grew {grown} KiB")
     with proxy.connect(timeout=5) as c:
         assert c.ask("PING") == "PONG", "another client is served meanwhile"
     flood.close()
     assert sent < 32 << 20, f"the proxy went on taking requests from a client that reads nothing: {sent >> 20} MiB"
     assert grown < 16 * 1024, f"the proxy grew by {grown} KiB for a client that never reads"
+
+
+def test_a_slow_backend_stops_the_proxy_reading_its_client(start):
+    # The other way round: the backend holds the client's first request, and
+    # the client pipelines more behind it. One request at a time per client:
+    # the proxy reads that client's input up to its limit, then stops.
+    stall = FakeBackend("stall")
+    try:
+        proxy = start("proxy", "--workers", "1", "--backend", f"{HOST}:{stall.port}", "--read-timeout", "10")
+        assert wait_until(lambda: len(children_of(proxy.pid)) == 1, 10)
+        worker = children_of(proxy.pid)[0]
+        before = rss_kib(worker)
+        flood = socket.create_connection((HOST, proxy.port), timeout=5)
+        flood.sendall(b"PING\n")
+        assert wait_until(lambda: stall.held, 5), "the proxy never sent the first request to the backend"
+        flood.setblocking(False)
+        sent = flood_with_requests(flood)
+        grown = rss_kib(worker) - before
+        print(f"behind a stalled backend: the proxy took {sent >> 10} KiB, and grew {grown} KiB")
+        flood.close()
+        assert sent < 32 << 20, f"the proxy went on reading a client whose request the backend holds: {sent >> 20} MiB"
+        assert grown < 16 * 1024, f"the proxy grew by {grown} KiB for a client stuck behind a slow backend"
+    finally:
+        stall.close()
 
 
 def close_wait_sockets(ports):
@@ -231,6 +262,32 @@ def test_no_socket_is_left_in_close_wait_after_rude_clients_and_a_dying_backend(
         assert c.ask("PING") == "PONG", "a pooled connection the backend closed is not handed out"
     left = wait_until(lambda: not close_wait_sockets([proxy.port, one.port, two.port]), 5)
     assert left, f"sockets left in CLOSE_WAIT: {close_wait_sockets([proxy.port, one.port, two.port])}"
+
+
+def test_when_no_backend_is_up_a_half_closed_client_gets_its_errors_then_the_end(start):
+    # Every backend down: the proxy knows the answer (ERR upstream) before it
+    # has sent anything. Such an answer must still come like any other, and
+    # the client's end still close the connection (before: it hung there).
+    dead = socket.socket()
+    dead.bind((HOST, 0))
+    port = dead.getsockname()[1]
+    dead.close()  # nobody listens there: connects are refused
+    proxy = start("proxy", "--workers", "1", "--backend", f"{HOST}:{port}")
+    for _ in range(3):
+        with socket.create_connection((HOST, proxy.port), timeout=5) as s:
+            s.sendall(b"PING\nPING\n")
+            s.shutdown(socket.SHUT_WR)
+            s.settimeout(3)
+            got, ended = b"", False
+            try:
+                while chunk := s.recv(4096):
+                    got += chunk
+                ended = True
+            except TimeoutError:
+                pass
+            lines = got.decode().splitlines()
+            assert len(lines) == 2 and all(line.startswith("ERR upstream ") for line in lines), lines
+            assert ended, "the proxy answered, then never closed the half-closed connection (3 s)"
 
 
 def test_a_half_closed_client_gets_its_answers_then_the_end(start, backend):
