@@ -25,6 +25,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
@@ -105,6 +106,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> commands;
     std::vector<std::string> scenario_names = lg::scenario_names();
     double duration = 5;
+    int rounds = 1;
     int connections = 16;
     int idle = 10000;
     bool quick = false, no_plot = false, pin = false;
@@ -132,10 +134,14 @@ int main(int argc, char** argv) {
     app.add_option("--connections", connections, "client connections")->capture_default_str()->check(CLI::Range(1, 10000));
     auto* idle_opt = app.add_option("--idle", idle, "c10k: idle connections (2000 with --quick)")->capture_default_str()
                          ->check(CLI::Range(1, 100000));
-    app.add_option("--workers", setup.workers, "workers of 03, 04, 06 and nginx (default: the number of CPUs)")
+    app.add_option("--workers", setup.workers, "workers of 03, 04, 06 and nginx, and loops of 07 (default: the number of CPUs)")
         ->capture_default_str()->check(CLI::Range(1, 256));
+    app.add_option("--rounds", rounds,
+                   "measure every row this many times, each round going through all the rows in turn, and keep "
+                   "the median: on a shared, noisy machine, 3 (herd runs once)")
+        ->capture_default_str()->check(CLI::Range(1, 9));
     app.add_flag("--pin", pin, "run the server and the load on disjoint CPUs (the upper half, the lower half)");
-    app.add_flag("--quick", quick, "1 s per run, fewer idle connections, a smaller herd: about a minute in all");
+    app.add_flag("--quick", quick, "1 s per run, fewer idle connections, a smaller herd: about two minutes in all");
     app.add_option("--out", out_dir, "where results/<timestamp>/ goes")->capture_default_str();
     app.add_flag("--no-plot", no_plot, "do not draw the charts");
     CLI11_PARSE(app, argc, argv);
@@ -151,6 +157,7 @@ int main(int argc, char** argv) {
     report.settings.workers = setup.workers;
     report.settings.quick = quick;
     report.settings.text = !commands.empty();
+    report.settings.rounds = rounds;
     setup.nginx = find_nginx();
     if (pin) {
         std::vector<int> load_cpus;
@@ -223,7 +230,7 @@ int main(int argc, char** argv) {
     const std::string uring_why_not = lg::uring_unavailable(setup);  // 08 where io_uring cannot run: skipped, saying why
     int steps = 0;
     for (const lg::Scenario& s : report.scenarios)
-        steps += static_cast<int>(s.kind == lg::Scenario::herd ? herd_cases.size() : rows_of(s).size());
+        steps += static_cast<int>(s.kind == lg::Scenario::herd ? herd_cases.size() : rows_of(s).size() * rounds);
     Progress progress(steps, ::isatty(STDERR_FILENO));
     int step = 0;
     int failures = 0;
@@ -240,6 +247,10 @@ int main(int argc, char** argv) {
             }
             continue;
         }
+        // Round after round through all the rows: a burst of noise on the
+        // machine then lands on one round of several rows, not on every
+        // round of one row, and the median leaves it out.
+        for (int round = 0; round < rounds; ++round)
         for (const lg::Row& row : rows_of(sc)) {
             const lg::Model& m = row.model;
             lg::Run run;
@@ -256,7 +267,8 @@ int main(int argc, char** argv) {
                 ++step;
                 continue;
             }
-            std::string what = fmt::format("{} · {}", sc.name, m.label);
+            std::string what = fmt::format("{} · {}{}", sc.name, m.label,
+                                           rounds > 1 ? fmt::format(" · round {}", round + 1) : "");
             progress.at(step, 0, what);
             try {
                 run.load.protocol = report.settings.text ? lg::Protocol::text : lg::Protocol::http;
@@ -264,6 +276,7 @@ int main(int argc, char** argv) {
                 run.load.weights = sc.weights;
                 run.load.connections = row.connections;
                 run.load.conn_per_request = row.conn_per_request;
+                run.load.rate = row.rate;
                 run.load.duration_s = duration;
                 // Shorter than the run, so a connection that is never served shows as a timeout.
                 run.load.timeout_s = std::clamp(duration / 2, 0.5, 2.0);
@@ -304,6 +317,7 @@ int main(int argc, char** argv) {
     }
     progress.done();
     fs::remove_all(setup.scratch, ec);
+    if (rounds > 1) lg::keep_medians(report.runs);
 
     std::ofstream(dir / "results.json") << lg::report_json(report);
     std::ofstream(dir / "results.csv") << lg::report_csv(report);
@@ -311,6 +325,7 @@ int main(int argc, char** argv) {
     std::ofstream(dir / "results.md") << md;
     fmt::print("{}", md.substr(0, md.find("## What each server printed")));
     fmt::print("compare: results in {}/ (results.md, results.csv, results.json)\n", dir.string());
+    std::fflush(stdout);  // before the plotter's own output, not after it
 
     // The charts draw the measured runs; a herd-only run has none (its table is the result).
     const bool measured = std::any_of(report.runs.begin(), report.runs.end(),

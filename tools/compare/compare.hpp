@@ -69,6 +69,7 @@ struct Run {
     double syscalls = -1;  // uring: the server's system calls in the run (raw_syscalls:sys_enter); -1: not measured
     std::string syscalls_note;  // why they were not measured
     int64_t counted = -1;  // state: the count GET read back after the run (-1: none)
+    std::vector<double> rounds_rps;  // --rounds: every round's req/s, this run being the median one
 };
 
 struct Machine {
@@ -85,6 +86,7 @@ struct Settings {
     std::string c10k_note;   // why fewer than asked (the descriptor limit), or empty
     uint64_t cost_connections = 0;  // connections per run of the cost scenario
     bool text = false;       // every run in the text protocol (--cmd): a lab's server need not speak HTTP
+    int rounds = 1;          // --rounds: each row measured this many times, alternating; the median kept
 };
 
 struct Report {
@@ -96,6 +98,11 @@ struct Report {
     HerdOptions herd_options;
     std::vector<HerdRow> herd;  // empty when the herd scenario did not run
 };
+
+/// --rounds: of the runs of one row (scenario, variant, client count), one
+/// per round, keep the median by req/s (its other columns with it: one real
+/// run, not a mix), remembering every round's req/s for the spread.
+void keep_medians(std::vector<Run>& runs);
 
 std::string report_json(const Report& report);
 std::string report_csv(const Report& report);

@@ -20,6 +20,7 @@
 #include <sstream>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace lg {
 
@@ -63,6 +64,31 @@ IdleConnections::IdleConnections(int port, int count, double timeout_s) {
     }
 }  // the connections still pending close here
 
+namespace {
+
+// The sockets in an io_uring's table of registered files (08's accepted
+// connections, with fixed files): they are in no descriptor table, and the
+// ring's fdinfo lists them ("UserFiles:", then "   N: socket:[inode]"). The
+// kernel prints the list only when it gets the ring's lock at once, so a busy
+// ring may need a second look.
+std::vector<std::string> ring_files(pid_t pid, const std::string& fd) {
+    std::vector<std::string> files;
+    for (int attempt = 0; attempt < 5 && files.empty(); ++attempt) {
+        std::optional<std::string> info = sl::read_proc_file(fmt::format("/proc/{}/fdinfo/{}", pid, fd));
+        if (!info) break;
+        std::istringstream lines(*info);
+        bool in_files = false;
+        for (std::string line; std::getline(lines, line);) {
+            if (line.rfind("UserFiles:", 0) == 0) in_files = true;
+            else if (in_files && line.find(": socket:[") != std::string::npos) files.push_back(line.substr(line.find("socket:[")));
+            else if (in_files && !line.empty() && line[0] != ' ') break;
+        }
+    }
+    return files;
+}
+
+}  // namespace
+
 int held_connections(pid_t pgid, int port) {
     std::set<std::string> established;  // socket inodes
     for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
@@ -90,7 +116,10 @@ int held_connections(pid_t pgid, int port) {
             ssize_t n = ::readlinkat(::dirfd(d), e->d_name, link, sizeof link - 1);
             if (n <= 0) continue;
             std::string target(link, static_cast<size_t>(n));
-            if (target.rfind("socket:[", 0) == 0 && established.count(target.substr(8, target.size() - 9))) ++held;
+            std::vector<std::string> sockets = {target};
+            if (target == "anon_inode:[io_uring]") sockets = ring_files(p.pid, e->d_name);
+            for (const std::string& s : sockets)
+                if (s.rfind("socket:[", 0) == 0 && established.count(s.substr(8, s.size() - 9))) ++held;
         }
         ::closedir(d);
     }

@@ -24,7 +24,8 @@ private:
 };
 
 /// How many established TCP connections on local port `port` the processes
-/// of group `pgid` hold (/proc/net/tcp, then each process's descriptors):
+/// of group `pgid` hold (/proc/net/tcp, then each process's descriptors and
+/// the files registered in its io_uring, where 08 keeps its connections):
 /// the connections a server has accepted, not those waiting in its backlog.
 int held_connections(pid_t pgid, int port);
 

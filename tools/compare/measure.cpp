@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -139,6 +140,9 @@ Spawned start_model(const Setup& setup, const Model& m, int backend_port = 0) {
     if (m.name != "nginx") {
         std::vector<std::string> argv = {setup.bin_dir + "/" + m.name, "--port", "0"};
         if (m.has_workers) argv.insert(argv.end(), {"--workers", std::to_string(setup.workers)});
+        // 07's loops are threads: as many as the others' workers, unless the row says.
+        if (m.name == "event_loop_threads" && std::find(m.args.begin(), m.args.end(), "--threads") == m.args.end())
+            argv.insert(argv.end(), {"--threads", std::to_string(setup.workers)});
         if (backend_port != 0) argv.insert(argv.end(), {"--backend", fmt::format("127.0.0.1:{}", backend_port)});
         argv.insert(argv.end(), m.args.begin(), m.args.end());
         return wait_for_workers(spawn_server(argv, true), m, setup.workers);

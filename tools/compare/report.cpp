@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace lg {
 namespace {
 
@@ -28,18 +30,71 @@ std::string busiest_text(const Usage& u) {
     return fmt::format("{:.0f}% of {}", u.busiest * 100, u.workers);
 }
 
+bool same_row(const Run& a, const Run& b) {
+    return a.scenario == b.scenario && a.label == b.label && a.load.connections == b.load.connections &&
+           a.load.conn_per_request == b.load.conn_per_request && a.load.rate == b.load.rate;
+}
+
+// "1000", "10, one per request", "1000 at 20000/s": a variant's load.
+std::string connections_text(const LoadOptions& load) {
+    return fmt::format("{}{}{}", load.connections, load.conn_per_request ? ", one per request" : "",
+                       load.rate > 0 ? fmt::format(" at {:.0f}/s", load.rate) : "");
+}
+
+// --rounds: "05 1: 41210 40870 42010 (3%)", the spread being (max - min) / median.
+std::string spread_text(const Report& report, const Scenario& sc) {
+    if (report.settings.rounds < 2) return "";
+    std::string out;
+    for (const Run& run : report.runs) {
+        if (run.scenario != sc.name || run.rounds_rps.size() < 2) continue;
+        const auto [lo, hi] = std::minmax_element(run.rounds_rps.begin(), run.rounds_rps.end());
+        double median = run.result.rps();
+        std::string each;
+        for (double r : run.rounds_rps) each += fmt::format(" {:.0f}", r);
+        out += fmt::format("{}{}{}:{} ({:.0f}%)", out.empty() ? "" : "; ", run.label,
+                           sc.kind == Scenario::uring || sc.kind == Scenario::state
+                               ? " with " + connections_text(run.load)
+                               : "",
+                           each, median > 0 ? (*hi - *lo) * 100 / median : 0);
+    }
+    return out.empty() ? "" : fmt::format("Each round's req/s, and their spread as a share of the median: {}.\n\n", out);
+}
+
 }  // namespace
+
+void keep_medians(std::vector<Run>& runs) {
+    std::vector<Run> kept;
+    std::vector<bool> taken(runs.size(), false);
+    for (size_t i = 0; i < runs.size(); ++i) {
+        if (taken[i]) continue;
+        std::vector<Run*> group;  // this row's runs, one per round, measured ones only
+        for (size_t j = i; j < runs.size(); ++j) {
+            if (taken[j] || !same_row(runs[i], runs[j])) continue;
+            taken[j] = true;
+            if (runs[j].skipped.empty()) group.push_back(&runs[j]);
+        }
+        if (group.empty()) {  // skipped in every round: say why once
+            kept.push_back(runs[i]);
+            continue;
+        }
+        std::sort(group.begin(), group.end(), [](const Run* a, const Run* b) { return a->result.rps() < b->result.rps(); });
+        Run median = *group[(group.size() - 1) / 2];
+        for (const Run* r : group) median.rounds_rps.push_back(r->result.rps());
+        kept.push_back(std::move(median));
+    }
+    runs = std::move(kept);
+}
 
 std::string report_json(const Report& report) {
     const Machine& m = report.machine;
     std::string out = fmt::format(
         "{{\n\"machine\": {{\"cpu\": {}, \"cpus\": {}, \"kernel\": {}, \"date\": {}}},\n"
         "\"settings\": {{\"duration_s\": {}, \"connections\": {}, \"workers\": {}, \"quick\": {}, \"pinned\": {}, "
-        "\"c10k_idle\": {}, \"cost_connections\": {}, \"protocol\": \"{}\"}},\n\"runs\": [",
+        "\"c10k_idle\": {}, \"cost_connections\": {}, \"protocol\": \"{}\", \"rounds\": {}}},\n\"runs\": [",
         json_string(m.cpu), m.cpus, json_string(m.kernel), json_string(m.date), report.settings.duration_s,
         report.settings.connections, report.settings.workers, report.settings.quick ? "true" : "false",
         json_string(report.settings.pinned), report.settings.c10k_idle, report.settings.cost_connections,
-        report.settings.text ? "text" : "http");
+        report.settings.text ? "text" : "http", report.settings.rounds);
     for (size_t i = 0; i < report.runs.size(); ++i) {
         const Run& run = report.runs[i];
         out += fmt::format("{}\n{{\"scenario\": {}, \"model\": {}, \"label\": {}, ", i ? "," : "",
@@ -51,6 +106,9 @@ std::string report_json(const Report& report) {
         const Usage& u = run.usage;
         std::string timeline;
         for (auto& [t, cores] : u.timeline) timeline += fmt::format("{}[{:.2f}, {:.3f}]", timeline.empty() ? "" : ", ", t, cores);
+        std::string rounds;
+        for (double r : run.rounds_rps) rounds += fmt::format("{}{:.0f}", rounds.empty() ? "" : ", ", r);
+        if (!rounds.empty()) out += fmt::format("\"rounds_rps\": [{}], ", rounds);
         out += fmt::format(
             "\"load\": {},\n \"server\": {{\"processes\": {}, \"threads\": {}, \"peak_rss_kib\": {}, \"cpu_user_s\": {:.2f}, "
             "\"cpu_sys_s\": {:.2f}, \"workers\": {}, \"busiest_worker_share\": {:.3f}, \"cpu_timeline\": [{}], "
@@ -157,7 +215,7 @@ std::string variants_table(const Report& report, const Scenario& sc) {
                                   uring || state ? "---|" : "");
     for (const Run& run : report.runs) {
         if (run.scenario != sc.name) continue;
-        std::string connections = fmt::format("{}{}", run.load.connections, run.load.conn_per_request ? ", one per request" : "");
+        std::string connections = connections_text(run.load);
         if (!run.skipped.empty()) {
             out += fmt::format("| {} | {} | {} | | | | {}|\n", run.label, connections, run.skipped, uring || state ? "| " : "");
             continue;
@@ -184,29 +242,34 @@ std::string report_markdown(const Report& report) {
     std::string out = fmt::format(
         "# serverlab compare, {}\n\n"
         "Machine: {} ({} CPUs), Linux {}. Each run: {} s, {} client connections, {}; models with workers: {} "
-        "workers. {}.{}\n\n",
+        "workers. {}.{}{}\n\n",
         m.date, m.cpu, m.cpus, m.kernel, s.duration_s, s.connections,
         s.text ? "the text protocol (--cmd)" : "HTTP", s.workers,
         s.pinned.empty() ? "Not pinned: server and load share every CPU" : "Pinned: " + s.pinned,
-        s.quick ? " A --quick run: short, noisy." : "");
+        s.quick ? " A --quick run: short, noisy." : "",
+        s.rounds > 1 ? fmt::format(" Each row is the median of {} rounds by req/s; the rounds went through all the "
+                                   "rows of a scenario in turn.", s.rounds)
+                     : "");
     for (const Scenario& sc : report.scenarios) {
         switch (sc.kind) {
         case Scenario::load:
-            out += fmt::format("## {}\n\n{}\n\n{}\n", sc.name, sc.lesson, load_table(report, sc));
+            out += fmt::format("## {}\n\n{}\n\n{}\n{}", sc.name, sc.lesson, load_table(report, sc), spread_text(report, sc));
             break;
         case Scenario::c10k:
             out += fmt::format("## {}\n\n{} {} idle connections, then {} active clients for {} s.{}\n\n{}\n", sc.name,
                                sc.lesson, s.c10k_idle, s.connections, s.duration_s,
                                s.c10k_note.empty() ? "" : " (" + s.c10k_note + ")", c10k_table(report, sc));
+            out += spread_text(report, sc);
             break;
         case Scenario::cost:
             out += fmt::format("## {}\n\n{} {} connections per row, 8 at a time.\n\n{}\n", sc.name, sc.lesson,
                                s.cost_connections, cost_table(report, sc));
+            out += spread_text(report, sc);
             break;
         case Scenario::state:
         case Scenario::uring:
         case Scenario::proxy:
-            out += fmt::format("## {}\n\n{}\n\n{}\n", sc.name, sc.lesson, variants_table(report, sc));
+            out += fmt::format("## {}\n\n{}\n\n{}\n{}", sc.name, sc.lesson, variants_table(report, sc), spread_text(report, sc));
             break;
         case Scenario::herd:
             if (report.herd.empty()) break;

@@ -74,6 +74,13 @@ std::vector<Row> scenario_rows(const Scenario& s, int workers, int connections, 
         for (int c : quick ? std::vector<int>{1, 100} : std::vector<int>{1, 10, 100, 1000})
             for (const Model& v : variants) rows.push_back({v, c, false});
         for (const Model& v : variants) rows.push_back({v, 10, true});  // a connection per request
+        // The same 1000 connections at a fixed rate, below what either
+        // server can do: the same work for both, so CPU per request compares
+        // like with like; and how many completions a ring collects per wait
+        // (its system calls per request) depends on how busy it is.
+        if (!quick)
+            for (double rate : {20000.0, 50000.0})
+                for (const Model& v : {variants[0], variants[2]}) rows.push_back({v, 1000, false, rate});
     } else if (s.kind == Scenario::proxy) {
         rows.push_back({{"proxy", "09", true, {}, "event_loop"}, connections, false});
         rows.push_back({{"nginx", "nginx proxy_pass", true, {}, "event_loop"}, connections, false});

@@ -17,6 +17,7 @@ struct Row {
     Model model;
     int connections = 0;
     bool conn_per_request = false;
+    double rate = 0;  // requests/s offered over all connections; 0: each sends as soon as answered
 };
 /// Those rows; empty for the other scenarios. `workers`: 07's loops too.
 std::vector<Row> scenario_rows(const Scenario& s, int workers, int connections, bool quick);
