@@ -78,7 +78,13 @@ void LoopThread::start(const std::function<void(LoopThread&)>& body) {
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     try {
-        thread_ = std::thread([this, body] { run_here(body); });
+        thread_ = std::thread([this, body] {
+            // The thread's name in ps -L, top -H and /proc/PID/task/TID/comm
+            // (15 characters at most). Not for loop 0 when it is the main
+            // thread: that name is the process's, which pgrep looks for.
+            pthread_setname_np(pthread_self(), fmt::format("loop {}", index_).c_str());
+            run_here(body);
+        });
     } catch (const std::system_error& e) {  // EAGAIN: out of threads
         die_now("pthread_create", e.code().value());  // other loops may run: no exit() here
     }

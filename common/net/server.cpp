@@ -123,8 +123,7 @@ Ended run_connection(int fd, Session& session, const ServerContext& ctx, uint64_
         size_t used = 0;
         while (used < in.size()) {
             // busy_since lets a master see a request that takes too long (--request-timeout).
-            ctx.counters->busy_since_ms.store(monotonic_ms(), std::memory_order_relaxed);
-            ctx.counters->set_activity(Activity::working);
+            ctx.counters->begin_request(monotonic_ms());
             // Stopping, before or while it runs (a SLEEP): its answer is the
             // connection's last, and says so in HTTP (ConnectionView::stopping).
             Session::Step s = session.step(std::string_view(in).substr(used), out);
@@ -133,9 +132,8 @@ Ended run_connection(int fd, Session& session, const ServerContext& ctx, uint64_
             used += s.consumed;
             if (!s.answered) continue;
             answered_any = true;
-            ctx.counters->requests.fetch_add(1, std::memory_order_relaxed);
             int64_t now = monotonic_ms();
-            ctx.counters->last_active_ms.store(now, std::memory_order_relaxed);
+            ctx.counters->count_answer(now);
             deadline = now + idle_ms;
             SL_TRACE("conn {}: {} -> {}", serial, session.last_request(), session.last_answer());
             if (!write_all(fd, out)) return {"write failed (client gone or not reading)"};

@@ -31,6 +31,22 @@ struct Counters {
     std::atomic<Activity> activity{Activity::waiting};
 
     void set_activity(Activity a) { activity.store(a, std::memory_order_relaxed); }
+
+    /// A request runs on the caller's thread from `now_ms`: 'W' on the status
+    /// page, and the clock the master's --request-timeout reads.
+    void begin_request(int64_t now_ms) {
+        busy_since_ms.store(now_ms, std::memory_order_relaxed);
+        set_activity(Activity::working);
+    }
+    void end_request() {
+        set_activity(Activity::waiting);
+        busy_since_ms.store(0, std::memory_order_relaxed);
+    }
+    /// A request answered at `now_ms`.
+    void count_answer(int64_t now_ms) {
+        requests.fetch_add(1, std::memory_order_relaxed);
+        last_active_ms.store(now_ms, std::memory_order_relaxed);
+    }
 };
 
 /// The whole server: STATS's fields (summed over all processes where there are several).

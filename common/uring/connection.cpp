@@ -199,19 +199,16 @@ void UringConnection::begin_request(const Command& c) {
         });
         return;
     }
-    ctx_.counters->busy_since_ms.store(monotonic_ms(), std::memory_order_relaxed);
-    ctx_.counters->set_activity(Activity::working);
+    ctx_.counters->begin_request(monotonic_ms());
     Answer a = execute(c, view_);
-    ctx_.counters->set_activity(Activity::waiting);
-    ctx_.counters->busy_since_ms.store(0, std::memory_order_relaxed);
+    ctx_.counters->end_request();
     answered(a);
 }
 
 void UringConnection::answered(const Answer& a) {
     session_.answer(a, out_.append_to());
     int64_t now = monotonic_ms();
-    ctx_.counters->requests.fetch_add(1, std::memory_order_relaxed);
-    ctx_.counters->last_active_ms.store(now, std::memory_order_relaxed);
+    ctx_.counters->count_answer(now);
     deadline_ms_ = now + idle_ms_;
     SL_TRACE("conn {}: {} -> {}", serial_, session_.last_request(), session_.last_answer());
 }

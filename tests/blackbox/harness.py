@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 LISTENING = re.compile(rb"listening on (\S+):(\d+)")
@@ -262,7 +263,6 @@ def ping_behind_busy_connections(server, busy, ms=1000):
 
 def echo_from_clients(server, clients, per_client, timeout=60):
     """`clients` threads each make `per_client` connections with one ECHO; returns the errors seen."""
-    import threading
     errors = []
 
     def client(n):
@@ -315,3 +315,37 @@ def work_lines(server, seconds):
         lines.append(f"WORK {min(steps, MAX_WORK_STEPS)}\n")
         steps -= MAX_WORK_STEPS
     return "".join(lines)
+
+
+def incr_from_clients(server, clients=20, each=50):
+    """`clients` threads each send `each` INCR hits, a connection per INCR, so
+    that the counting is spread over every worker, thread or loop. Returns
+    the errors seen (empty: every INCR was answered VALUE)."""
+    errors = []
+
+    def one():
+        try:
+            for _ in range(each):
+                with server.connect(timeout=10) as c:
+                    got = c.ask("INCR hits")
+                    assert got.startswith("VALUE "), got
+        except Exception as e:  # noqa: BLE001 - reported
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=one) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return errors
+
+
+def counts_read(server, count=12):
+    """GET hits on `count` connections: {who answered (pid, tid): the value it read}."""
+    seen = {}
+    for _ in range(count):
+        with server.connect() as c:
+            value = c.ask("GET hits")
+            who = kv(c.ask("WHO"))
+            seen[(who["pid"], who["tid"])] = int(value.split()[1])
+    return seen

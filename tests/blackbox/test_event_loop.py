@@ -3,7 +3,6 @@
 08 asks the kernel for completions where 05 asks for readiness; every property of a single loop
 holds for both, and runs for both here (08 is skipped, with its reason, where io_uring cannot run)."""
 import os
-import resource
 import signal
 import socket
 import threading

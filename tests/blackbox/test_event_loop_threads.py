@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from harness import Client, HOST, kv, wait_until
+from harness import counts_read, incr_from_clients, kv, wait_until
 
 ACCEPTS = ["main-reactor", "reuseport", "epoll-exclusive"]
 
@@ -118,43 +118,12 @@ def test_a_stop_answers_what_is_in_flight_in_every_loop_and_ends_them_all(start,
 
 # ---- INCR: where state lives -------------------------------------------------------------------
 
-def incr_from_clients(server, clients=20, each=50):
-    """`clients` threads each send `each` INCR hits on connections of their own; returns errors."""
-    errors = []
-
-    def one():
-        try:
-            for _ in range(each):
-                with server.connect(timeout=10) as c:
-                    got = c.ask("INCR hits")
-                    assert got.startswith("VALUE "), got
-        except Exception as e:  # noqa: BLE001 - reported
-            errors.append(repr(e))
-
-    threads = [threading.Thread(target=one) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return errors
-
-
-def gets(server, count=12):
-    """GET hits on `count` connections: {(the loop or worker that answered): value}."""
-    seen = {}
-    for _ in range(count):
-        with server.connect() as c:
-            value = c.ask("GET hits")
-            seen[kv(c.ask("WHO"))["tid"]] = value
-    return seen
-
-
 @pytest.mark.parametrize("state", ["shared", "sharded"])
 def test_every_incr_is_counted_once_across_the_loops(start, state):
     server = start("event_loop_threads", "--threads", "3", "--state", state)
     assert not incr_from_clients(server)
-    values = set(gets(server).values())
-    assert values == {"VALUE 1000"}, (
+    values = set(counts_read(server).values())
+    assert values == {1000}, (
         f"--state {state}: 20 clients x 50 INCR hits, and GET hits answers {sorted(values)}: every loop "
         f"must see the one count")
 
@@ -163,9 +132,8 @@ def test_state_local_counts_each_loop_alone(start):
     # The wrong answer, on purpose: the page asks why.
     server = start("event_loop_threads", "--threads", "3", "--state", "local")
     assert not incr_from_clients(server)
-    by_loop = gets(server)
-    counts = [int(v.split()[1]) for v in by_loop.values()]
-    assert len(set(by_loop.values())) >= 2 and max(counts) < 1000, (
+    by_loop = counts_read(server)
+    assert len(set(by_loop.values())) >= 2 and max(by_loop.values()) < 1000, (
         f"--state local: a map per loop, so GET answers what that loop counted: {by_loop}")
 
 

@@ -1,11 +1,9 @@
 """INCR in every model: each counts every INCR exactly once, however its requests are spread
 over processes and threads; `--state local` counts per process or thread, the wrong answer on
 purpose (docs/07-event-loop-threads.md)."""
-import threading
-
 import pytest
 
-from harness import kv
+from harness import counts_read, incr_from_clients
 from models import MODELS
 
 # How each model spreads the work, so that the count is really shared.
@@ -13,44 +11,12 @@ SPREAD = {"prefork": ["--workers", "3"], "prefork_threads": ["--workers", "2", "
           "prefork_event_loop": ["--workers", "3"], "event_loop_threads": ["--threads", "3"]}
 
 
-def incr_many(server, clients=20, each=50):
-    """`clients` threads each send `each` INCR hits, a connection per INCR. Returns errors."""
-    errors = []
-
-    def one():
-        try:
-            for _ in range(each):
-                with server.connect(timeout=10) as c:
-                    got = c.ask("INCR hits")
-                    assert got.startswith("VALUE "), got
-        except Exception as e:  # noqa: BLE001 - reported
-            errors.append(repr(e))
-
-    threads = [threading.Thread(target=one) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return errors
-
-
-def reads(server, count=12):
-    """GET hits on `count` connections: {who answered (pid, tid): the value it read}."""
-    seen = {}
-    for _ in range(count):
-        with server.connect() as c:
-            value = c.ask("GET hits")
-            who = kv(c.ask("WHO"))
-            seen[(who["pid"], who["tid"])] = int(value.split()[1])
-    return seen
-
-
 @pytest.mark.parametrize("model", MODELS)
 def test_every_incr_is_counted_exactly_once(start, model):
     server = start(model, *SPREAD.get(model, []))
-    errors = incr_many(server)
+    errors = incr_from_clients(server)
     assert not errors, errors[:3]
-    seen = reads(server)
+    seen = counts_read(server)
     assert set(seen.values()) == {1000}, (
         f"{model}: 20 clients x 50 INCR hits, and GET hits read {sorted(set(seen.values()))} "
         f"from {len(seen)} processes/threads: the count must be one, shared by all")
@@ -59,8 +25,8 @@ def test_every_incr_is_counted_exactly_once(start, model):
 @pytest.mark.parametrize("model", ["prefork", "prefork_threads", "prefork_event_loop", "event_loop_threads"])
 def test_state_local_counts_alone_in_each_process_or_thread(start, model):
     server = start(model, *SPREAD[model], "--state", "local")
-    assert not incr_many(server)
-    seen = reads(server, count=20)
+    assert not incr_from_clients(server)
+    seen = counts_read(server, count=20)
     assert max(seen.values()) < 1000 and len(set(seen.values())) >= 2, (
         f"{model} --state local: a table per process or thread, so each GET reads only what its "
         f"own counted: {seen}")

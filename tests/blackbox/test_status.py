@@ -4,7 +4,6 @@ import pathlib
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 import urllib.request
