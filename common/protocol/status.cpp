@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <iterator>
 
 namespace sl {
@@ -136,15 +138,20 @@ std::string format_status_html(const Status& s) {
         t.workers, t.connections, t.requests);
     if (t.has_accept_counters)
         fmt::format_to(std::back_inserter(out), ", {} wakeups of which {} spurious", t.wakeups, t.spurious);
+    // 09's rows have one more column: the worker's connections to its backends.
+    const bool upstream = std::any_of(s.rows.begin(), s.rows.end(), [](const StatusRow& r) { return r.upstream; });
     out += ".</p>\n<table>\n<tr><th>worker</th><th>thread</th><th>pid</th><th>tid</th><th>state</th><th>gen</th>"
-           "<th>accepts</th><th>requests</th><th>wakeups</th><th>spurious</th><th>open</th><th>CPU ms</th></tr>\n";
+           "<th>accepts</th><th>requests</th><th>wakeups</th><th>spurious</th><th>open</th>";
+    out += upstream ? "<th>upstream</th><th>CPU ms</th></tr>\n" : "<th>CPU ms</th></tr>\n";
     for (const StatusRow& r : s.rows) {
         fmt::format_to(std::back_inserter(out),
                        "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"state {}\">{}</td><td>{}</td>"
-                       "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                       "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
                        r.thread ? " class=\"thread\"" : "", text_or_dash(r.worker), text_or_dash(r.thread), r.pid,
                        r.tid, r.state, r.state, text_or_dash(r.generation), r.accepts, r.requests,
-                       text_or_dash(r.wakeups), text_or_dash(r.spurious), r.open, r.cpu_ms);
+                       text_or_dash(r.wakeups), text_or_dash(r.spurious), r.open);
+        if (upstream) fmt::format_to(std::back_inserter(out), "<td>{}</td>", text_or_dash(r.upstream));
+        fmt::format_to(std::back_inserter(out), "<td>{}</td></tr>\n", r.cpu_ms);
     }
     out += "</table>\n<p>State: ";
     const char* sep = "";

@@ -3,6 +3,8 @@ answer back, keeps connections to the backends alive, survives backends that ref
 reset or die, holds a client that never reads within bounds, and leaves no socket in CLOSE_WAIT."""
 import json
 import os
+import pathlib
+import re
 import signal
 import socket
 import struct
@@ -13,6 +15,8 @@ import time
 import pytest
 
 from harness import HOST, children_of, kv, wait_until
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -83,6 +87,12 @@ def test_it_relays_text_and_http_and_answers_its_own_quit_stats_and_status(start
     status = json.loads(subprocess.run(["curl", "-s", f"http://{HOST}:{proxy.port}/status.json"],
                                        capture_output=True, text=True, timeout=10).stdout)
     assert status["model"] == "proxy" and all("upstream" in w for w in status["workers"]), status
+    page = subprocess.run(["curl", "-s", f"http://{HOST}:{proxy.port}/status"], capture_output=True, text=True,
+                          timeout=10).stdout
+    assert "<th>upstream</th>" in page, "the status page shows each worker's connections to the backends"
+    top = subprocess.run(["/usr/bin/python3", str(ROOT / "tools" / "views" / "top.py"), "--port", str(proxy.port),
+                          "--once"], capture_output=True, text=True, timeout=20).stdout
+    assert re.search(r"upstream \d+", top), f"./lab top's header counts the upstream connections:\n{top}"
 
 
 def test_round_robin_and_least_spread_requests_over_the_backends(start, backend):

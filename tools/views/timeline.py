@@ -4,7 +4,7 @@
     ./lab timeline [--clients N] [--seconds S] [--out DIR] MODEL [MODEL ARGS...]
     ./lab timeline --trace-file FILE [--out DIR]
 
-Runs MODEL (01 ... 07, or its name) with --trace on a free port under a
+Runs MODEL (01 ... 09, or its name) with --trace on a free port under a
 short load: N clients (6) for S seconds (2), each connecting again and again
 and sending one to three requests, PINGs and SLEEPs of 100 to 300 ms. Then it
 stops the model and draws timeline.png and timeline.svg: a lane per worker
@@ -198,7 +198,7 @@ def binary(model, bin_dir):
         exe = m.group(1) if m else name
         if model in (d.name, number, name, exe):
             return pathlib.Path(bin_dir) / exe
-    sys.exit(f"timeline: unknown model {model!r} (01 ... 07, or a name such as prefork)")
+    sys.exit(f"timeline: unknown model {model!r} (01 ... 09, or a name such as prefork)")
 
 
 def client(port, stop_at, seed):
@@ -252,7 +252,7 @@ def main():
     parser.add_argument("--out", help="directory for the pictures (default results/timeline-MODEL-TIME/)")
     parser.add_argument("--trace-file", help="draw from this saved trace; run nothing")
     parser.add_argument("--bin-dir", default=str(ROOT / "build" / "bin"), help="where the models are (build/bin)")
-    parser.add_argument("model", nargs="?", help="01 ... 07, or a model's name")
+    parser.add_argument("model", nargs="?", help="01 ... 09, or a model's name")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the model's own options (--workers 4 ...)")
     a = parser.parse_args()
     if not (1 <= a.clients <= 64 and 0.2 <= a.seconds <= 60):
@@ -262,7 +262,7 @@ def main():
         out = pathlib.Path(a.out) if a.out else trace_path.parent
     else:
         if not a.model:
-            parser.error("give a MODEL (01 ... 07) or --trace-file")
+            parser.error("give a MODEL (01 ... 09) or --trace-file")
         exe = binary(a.model, a.bin_dir)
         if not exe.exists():
             sys.exit(f"timeline: {exe} is not built (./lab build)")

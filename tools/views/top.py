@@ -83,6 +83,9 @@ def render(status, rate, total_rps, width, height, error=None):
                 f"{total_rps:.0f} req/s")
         if "wakeups" in t:
             head += f"  wakeups {t['wakeups']} spurious {t['spurious']}"
+        upstream = [r["upstream"] for r in status.get("workers", []) if "upstream" in r]
+        if upstream:  # 09: its workers' connections to the backends
+            head += f"  upstream {sum(upstream)}"
         lines.append(head)
         legend = status.get("legend", {})
         lines.append("state: " + "  ".join(f"{k} {v.split(':')[0].split()[0]}" for k, v in legend.items()))
