@@ -32,6 +32,8 @@ import signal
 import subprocess
 import time
 
+import markdown
+
 MARK = "__serverlab_session_done__"
 
 # (pattern, replacement): what a run cannot repeat. Applied to both sides.
@@ -68,27 +70,19 @@ class Session:
 
 def sessions(path):
     """Every ```console block of a Markdown file, as Session(path, line, [(command, [expected lines])])."""
-    found, lines = [], path.read_text(encoding="utf-8").splitlines()
-    i = 0
-    while i < len(lines):
-        if lines[i].strip() != "```console":
-            i += 1
+    found = []
+    for block in markdown.blocks(path):
+        if block.info != "console":
             continue
-        start, i = i + 1, i + 1
-        block = []
-        while i < len(lines) and lines[i].strip() != "```":
-            block.append(lines[i])
-            i += 1
         commands, skip = [], None
-        if block and block[0].startswith("# "):
-            skip = block[0][2:]
-        for text in block:
+        if block.lines and block.lines[0].startswith("# "):
+            skip = block.lines[0][2:]
+        for text in block.lines:
             if text.startswith("$ "):
                 commands.append((text[2:], []))
             elif commands:
                 commands[-1][1].append(text)
-        found.append(Session(path, start, commands, skip))
-        i += 1
+        found.append(Session(path, block.line, commands, skip))
     return found
 
 

@@ -17,6 +17,8 @@ import zipfile
 
 import pytest
 
+import markdown
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SOLUTIONS = ROOT / "docs" / "labs" / "solutions"
 COURSE = ROOT / "docs" / "course.md"
@@ -34,17 +36,7 @@ def course_section(heading):
 
 def fenced_blocks(text):
     """[(info string, body)] of the ``` blocks of a markdown text, in order."""
-    blocks, info, body = [], None, []
-    for line in text.splitlines():
-        if line.startswith("```"):
-            if info is None:
-                info, body = line[3:].strip(), []
-            else:
-                blocks.append((info, "".join(f"{b}\n" for b in body)))
-                info = None
-        elif info is not None:
-            body.append(line)
-    return blocks
+    return [(block.info, "".join(f"{line}\n" for line in block.lines)) for block in markdown.read(text)[0]]
 
 
 def test_course_says_which_earlier_contracts_each_lab_keeps():

@@ -13,6 +13,7 @@ import subprocess
 import pytest
 
 import docsessions
+import markdown
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
@@ -20,24 +21,13 @@ LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 
 
 def prose(path):
-    """The page's text outside fenced code blocks, line by line (number, text)."""
-    fenced = False
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.lstrip().startswith("```"):
-            fenced = not fenced
-            continue
-        if not fenced:
-            yield number, re.sub(r"`[^`]*`", "", line)  # inline code is not a link
+    """The page's text outside fenced code blocks, line by line (number, text), inline code removed."""
+    return [(number, markdown.without_inline_code(line)) for number, line in markdown.prose(path)]
 
 
 def headings(path):
     """The page's headings outside fenced code blocks, inline code kept as text (GitHub slugs it too)."""
-    fenced = False
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.lstrip().startswith("```"):
-            fenced = not fenced
-        elif not fenced:
-            yield line.replace("`", "")
+    return [line.replace("`", "") for _, line in markdown.prose(path)]
 
 
 def anchors(path):

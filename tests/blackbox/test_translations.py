@@ -26,6 +26,8 @@ import hashlib
 import pathlib
 import re
 
+import markdown
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 ZH = DOCS / "zh"
@@ -53,19 +55,8 @@ def digest(path):
 
 
 def fenced_blocks(path):
-    """The page's fenced code blocks, each as its lines (fence lines included)."""
-    blocks, current = [], None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.lstrip().startswith("```"):
-            if current is None:
-                current = [line]
-            else:
-                current.append(line)
-                blocks.append(current)
-                current = None
-        elif current is not None:
-            current.append(line)
-    return blocks
+    """The page's fenced code blocks, each as its lines, the opening fence first."""
+    return [[block.fence, *block.lines] for block in markdown.blocks(path)]
 
 
 def rel(path):
@@ -175,12 +166,7 @@ WAIVED = {
 
 def prose_lines(path):
     """(line number, the line, the line without inline code) outside fenced blocks."""
-    fenced = False
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.lstrip().startswith("```"):
-            fenced = not fenced
-        elif not fenced:
-            yield number, line, re.sub(r"`[^`]*`", "", line)
+    return [(number, line, markdown.without_inline_code(line)) for number, line in markdown.prose(path)]
 
 
 def rejected_variants(path):
