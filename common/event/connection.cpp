@@ -210,18 +210,10 @@ void Connection::come_back() {
     });
 }
 
-// One request: SLEEP becomes a timer, WORK may go to the pool, the rest
+// One request: someone else's to answer (a delegate: 09's backends, 07's
+// shards), else SLEEP becomes a timer, WORK may go to the pool, and the rest
 // is answered at once, on the loop.
 void Connection::begin_request(const Command& c) {
-    if (c.verb == Verb::sleep) {
-        executing_ = true;
-        uint64_t ms = c.number;
-        sleep_timer_ = loop_.at(monotonic_ms() + static_cast<int64_t>(ms), [this, ms] {
-            sleep_timer_ = 0;
-            finish({fmt::format("SLEPT {}", ms)});
-        });
-        return;
-    }
     if (server_.delegate_) {
         EventServer* server = &server_;
         uint64_t serial = serial_;
@@ -231,6 +223,15 @@ void Connection::begin_request(const Command& c) {
         executing_ = true;  // before: a `done` called too soon must find the request under way
         if (server_.delegate_(c, session_.framing(), done)) return;
         executing_ = false;
+    }
+    if (c.verb == Verb::sleep) {
+        executing_ = true;
+        uint64_t ms = c.number;
+        sleep_timer_ = loop_.at(monotonic_ms() + static_cast<int64_t>(ms), [this, ms] {
+            sleep_timer_ = 0;
+            finish({fmt::format("SLEPT {}", ms)});
+        });
+        return;
     }
     if (c.verb == Verb::work && server_.pool_) {
         executing_ = true;

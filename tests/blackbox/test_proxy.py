@@ -79,6 +79,10 @@ def test_it_relays_text_and_http_and_answers_its_own_quit_stats_and_status(start
         assert kv(c.ask("STATS"))["model"] == "proxy", "STATS is the proxy's own"
         assert c.ask("FOO").startswith("ERR unknown command"), "a bad request is refused by the proxy itself"
         assert c.ask("QUIT") == "BYE" and c.closed_by_server()
+    with b.connect() as direct:
+        answered = int(kv(direct.ask("STATS"))["requests"])
+    assert answered == 4, (f"the backend answered {answered} requests, not the 4 relayed (PING, ECHO, SLEEP, WHO): "
+                           "the proxy must relay every request, SLEEP too, and answer only its own")
     r = subprocess.run(["curl", "-s", "-w", "%{http_code}\\n", f"http://{HOST}:{proxy.port}/echo?msg=a%20b%26c",
                         f"http://{HOST}:{proxy.port}/who", f"http://{HOST}:{proxy.port}/nope"],
                        capture_output=True, text=True, timeout=10)
