@@ -46,7 +46,8 @@ def test_course_says_which_earlier_contracts_each_lab_keeps():
                   "and `clean_sigterm`", "labs 2 to 4 keep every contract of the labs before them",
                   "the contracts new in labs 4, 5 and 6 are checked in their own lab only",
                   "`threads` leaves out `no_zombies`", "`supervision` leaves out `concurrency` and `no_fd_leak`",
-                  "keeps only `concurrency` and `no_fd_leak` besides those four"):
+                  "keeps only `concurrency` and `no_fd_leak` besides those four", "`state` keeps what `event` keeps",
+                  "`proxy`, another kind of program, keeps only the four"):
         assert claim in prose, f"docs/course.md no longer says {claim!r}: update this test with the page"
     by_lab, names = {lab: set(POINTS[lab]) for lab in POINTS}, [name for name, _, _ in LABS]
     earlier = {lab: set().union(*(by_lab[n] for n in names[:i])) for i, lab in enumerate(names)}
@@ -62,6 +63,8 @@ def test_course_says_which_earlier_contracts_each_lab_keeps():
     assert left_out["supervision"] - new["herd"] - new["threads"] == {"concurrency", "no_fd_leak"}, \
         left_out["supervision"]
     assert by_lab["event"] & earlier["event"] == four | {"concurrency", "no_fd_leak"}, by_lab["event"]
+    assert by_lab["state"] & earlier["state"] == by_lab["event"] & earlier["event"], by_lab["state"]
+    assert by_lab["proxy"] & earlier["proxy"] == four, by_lab["proxy"]
 
 
 # The class of "Grading a class": each student's files and `command`, as the page describes them.
@@ -227,3 +230,14 @@ def test_a_student_copy_has_no_answers_and_its_links_resolve(tmp_path):
     assert not broken, "links into what the copy left out:\n" + "\n".join(broken)
     labs = subprocess.run([copy / "lab", "grade", "--list"], capture_output=True, text=True, timeout=60)
     assert labs.returncode == 0 and len(labs.stdout.splitlines()) == len(LABS), labs
+
+
+def test_the_proxy_labs_bundles_name_the_backend_in_the_command(tmp_path):
+    # Lab 9's command names the grader's backend: the template's command file and the autograder's
+    # message for a submission without one both say {backend}.
+    lab_course("github-classroom", "proxy", tmp_path / "template", cwd=tmp_path)
+    assert "--backend {backend}" in (tmp_path / "template" / "command").read_text()
+    assert (tmp_path / "template" / ".serverlab" / "tests" / "labs" / "backend.py").exists(), \
+        "the grader's backend is part of the grader the workflow runs"
+    lab_course("gradescope", "proxy", tmp_path / "bundle", cwd=tmp_path)
+    assert "--backend {backend}" in (tmp_path / "bundle" / "run_autograder").read_text()

@@ -1,5 +1,6 @@
 """pytest wiring of the grader: --server is the command under test, one server per contract,
-each contract under a wall-clock limit, every process of the server gone after it."""
+each contract under a wall-clock limit, every process of the server gone after it; lab 9's
+command gets the grader's backend ({backend}), one per contract too."""
 import json
 import pathlib
 import signal
@@ -41,6 +42,17 @@ def _out_of_time(signum, frame):
 
 
 @pytest.fixture
+def backend():
+    """Lab 9: the grader's backend (backend.py), in a thread of the grader, on a free port."""
+    from backend import Backend
+    b = Backend()
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.fixture
 def server(request):
     argv = request.config.getoption("--server")
     if not argv:
@@ -48,8 +60,11 @@ def server(request):
     # grade.py sets up the containment before pytest starts (it enters namespaces); run alone, the first server does.
     if getattr(request.config, "containment", None) is None:
         request.config.containment = Containment(request.config.getoption("--server-cwd") or ".")
+    argv = json.loads(argv)
+    # Lab 9's command relays to the grader's backend: started first, stopped after the server.
+    backend = request.getfixturevalue("backend").address if any("{backend}" in a for a in argv) else None
     try:
-        s = StudentServer(json.loads(argv), request.config.containment)
+        s = StudentServer(argv, request.config.containment, backend=backend)
     except RuntimeError as e:
         error = str(e)  # failed outside the except block, so the report is not chained to it
     else:

@@ -31,7 +31,7 @@ from labs import NAMES, POINTS  # noqa: E402
 # What ./lab grade needs, and nothing else: copied into the bundles.
 GRADER_FILES = ["lab", "tests/labs/grade.py", "tests/labs/labs.py", "tests/labs/contain.py", "tests/labs/student.py",
                 "tests/labs/observe.py", "tests/labs/conftest.py", "tests/labs/test_contracts.py",
-                "tests/labs/client.py", "tests/blackbox/harness.py", "tools/proc/proc.py"]
+                "tests/labs/client.py", "tests/labs/backend.py", "tests/blackbox/harness.py", "tools/proc/proc.py"]
 
 # Not in a student's copy: answers, answer keys, cheats (near-answers), and the tests that run them.
 NOT_FOR_STUDENTS = ["docs/labs/answers", "docs/zh/labs/answers", "docs/labs/solutions", "tests/labs/cheats",
@@ -65,7 +65,7 @@ fail() {{  # a results.json with no points and why
     exit 0
 }}
 [ -f "$root/submission/command" ] || fail "The submission has no file named command: one line, the command that \\
-starts your server from its directory, with {{port}} where the port goes, e.g. python3 server.py --port {{port}}"
+starts your server from its directory, with {{port}} where the port goes, e.g. {example}"
 read -ra command < "$root/submission/command"
 cd "$root/submission" || fail "no $root/submission"
 "$root/source/serverlab/lab" grade {lab} --format gradescope -- "${{command[@]}}" > "$results.new" 2> "$results.err"
@@ -108,6 +108,11 @@ STEP = """\
 """
 
 
+def example_command(lab):
+    """A `command` file's line: lab proxy's names the grader's backend too."""
+    return "python3 server.py --port {port}" + (" --backend {backend}" if lab == "proxy" else "")
+
+
 def copy_files(names, target):
     for name in names:
         dest = target / name
@@ -123,7 +128,7 @@ def executable(path, text):
 def gradescope(lab, target, packages):
     target.mkdir(parents=True, exist_ok=True)
     executable(target / "setup.sh", SETUP.format(lab=lab, packages="".join(f" {p}" for p in packages)))
-    executable(target / "run_autograder", RUN_AUTOGRADER.format(lab=lab))
+    executable(target / "run_autograder", RUN_AUTOGRADER.format(lab=lab, example=example_command(lab)))
     copy_files(GRADER_FILES, target / "serverlab")
     with zipfile.ZipFile(target / "autograder.zip", "w", zipfile.ZIP_DEFLATED) as z:  # the files at its root
         for path in sorted(target.rglob("*")):
@@ -149,7 +154,7 @@ def github_classroom(lab, target):
     workflow.write_text(text)
     copy_files(GRADER_FILES, target / ".serverlab")
     if not (target / "command").exists():
-        (target / "command").write_text("python3 server.py --port {port}\n")
+        (target / "command").write_text(example_command(lab) + "\n")
     print(f"course: {workflow} grades lab {lab} ({sum(p for _, p in graded)} points) with the grader in "
           f"{target}/.serverlab; the students' `command` file says how to start their server.")
 

@@ -3,7 +3,8 @@
 
     ./lab grade --list
     ./lab grade LAB [--json | --format text|json|gradescope] [--only NAME,...] -- CMD ARGS...
-                                                           ({port} in ARGS becomes a free port)
+                                                           ({port} in ARGS becomes a free port;
+                                                            lab proxy's {backend}, the grader's backend)
 
 Starts the command for each contract, in the directory --cwd names (./lab
 passes the one it was run from; by default, the current one), waits until
@@ -188,6 +189,10 @@ def parse(argv):
     if not any("{port}" in a for a in command):
         print("grade: the command needs a {port} argument for the port the grader picks, e.g. "
               "--port {port}", file=sys.stderr)
+        return 2
+    if lab == "proxy" and not any("{backend}" in a for a in command):
+        print("grade: lab proxy relays to a backend the grader starts: the command needs a {backend} argument, "
+              "which becomes its HOST:PORT, e.g. --backend {backend}", file=sys.stderr)
         return 2
     if not os.path.isdir(cwd):
         return usage(2, f"--cwd {cwd!r} is not a directory")

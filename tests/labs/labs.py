@@ -19,6 +19,9 @@ LABS = [
     ("supervision", "a master that replaces dead workers and stops gracefully", "docs/labs/6-supervision.md"),
     ("event", "one thread, an event loop: a hundred clients at once, and one that never reads",
      "docs/labs/7-event-loop.md"),
+    ("state", "INCR counted exactly once across all the workers: where shared state lives", "docs/labs/8-state.md"),
+    ("proxy", "a proxy in front of the grader's backend: concurrency, backpressure, failures, no CLOSE_WAIT",
+     "docs/labs/9-proxy.md"),
 ]
 NAMES = [name for name, _, _ in LABS]
 TOTAL = 70
@@ -60,6 +63,19 @@ POINTS = {
         "split_request_does_not_stall_others": (5, LESSON), "backpressure_for_a_client_that_never_reads": (5, LESSON),
         "protocol_answers": (4, KEPT), "protocol_pipelining_and_errors": (4, KEPT), "survives_rude_clients": (4, KEPT),
         "clean_sigterm": (5, KEPT), "concurrency": (4, KEPT), "no_fd_leak": (4, KEPT),
+    },
+    "state": {
+        "every_incr_counted_once": (25, LESSON), "each_incr_answers_its_own_count": (10, LESSON),
+        "get_does_not_count_and_names_are_independent": (5, LESSON), "counter_names_and_limit": (5, LESSON),
+        "protocol_answers": (4, KEPT), "protocol_pipelining_and_errors": (4, KEPT), "survives_rude_clients": (4, KEPT),
+        "clean_sigterm": (4, KEPT), "concurrency": (5, KEPT), "no_fd_leak": (4, KEPT),
+    },
+    "proxy": {
+        "relays_to_the_backend": (10, LESSON), "slow_backend_request_does_not_block_others": (10, LESSON),
+        "backpressure_through_the_proxy": (10, LESSON), "dead_backend_gets_an_error": (10, LESSON),
+        "nothing_left_in_close_wait": (10, LESSON),
+        "protocol_answers": (5, KEPT), "protocol_pipelining_and_errors": (5, KEPT), "survives_rude_clients": (5, KEPT),
+        "clean_sigterm": (5, KEPT),
     },
 }
 

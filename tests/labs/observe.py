@@ -237,3 +237,139 @@ def echo_load(server, clients=20, batch=50, min_ticks=40, min_s=1.0, max_s=4.0):
             c.close()
     used = {k: after[k] - before.get(k, 0) for k in after}
     return used, after_total - before_total, took, rounds
+
+
+def thread_cpu_ns(server):
+    """{(pid, tid): nanoseconds on a CPU} of every live thread of the server (schedstat)."""
+    return {(p, t): ns for p in server.processes() for t in proc.tasks(p) if (ns := proc.cpu_ns(p, t)) is not None}
+
+
+def flood_without_reading(server):
+    """A client pipelines `ECHO` requests of 4 KB, up to 96 MiB (for at most 15 s, or until a send
+    blocks for 2 s: the server stopped reading), and reads nothing; then another client PINGs.
+    Returns (bytes sent, seconds the PING took (inf: no PONG within 5 s), MiB the server's VmRSS
+    grew by meanwhile)."""
+    line = b"ECHO " + b"x" * 4000 + b"\n"
+    flood = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    flood.settimeout(2)  # a send blocked this long: the server has stopped reading
+    before = sum(proc.rss_kib(p) for p in server.processes())
+    sent, began = 0, time.monotonic()
+    try:
+        chunk = line * 256  # about 1 MiB per sendall
+        while sent < 96 * 1024 * 1024 and time.monotonic() - began < 15:
+            flood.sendall(chunk)
+            sent += len(chunk)
+    except (TimeoutError, socket.timeout, OSError):
+        pass
+    try:
+        ping_s = ping_seconds(server, timeout=5)
+        grew_mib = (sum(proc.rss_kib(p) for p in server.processes()) - before) / 1024
+    finally:
+        flood.close()
+    return sent, ping_s, grew_mib
+
+
+# ---- lab 8: counters ----------------------------------------------------------------------------
+
+class IncrLoad:
+    """What incr_load saw: the answer lines, errors, the processes that held the clients'
+    connections, each thread's CPU meanwhile, how many connections sent how many INCRs."""
+
+    def __init__(self, answers, errors, holders, cpu, clients, sent):
+        self.answers, self.errors, self.holders, self.cpu = answers, errors, holders, cpu
+        self.clients, self.sent = clients, sent
+
+
+def placed_connections(server, wanted=16, most=48, batch=4, timeout=30):
+    """Connections opened `batch` at a time, each sending a PING (answers awaited until none came
+    for 0.3 s), until `wanted` are open and, when the server is several processes, two of them hold
+    some (`most` at most): an event loop takes every connection waiting in one turn, so a burst
+    may all land on one worker, and the next batch, arriving while it works, wakes another.
+    Returns (clients, {index of each client whose PONG was read})."""
+    clients, ponged = [], set()
+    while len(clients) < most:
+        new = [server.connect(timeout=timeout) for _ in range(batch)]
+        for c in new:
+            c.send("PING\n")
+        got = answers_within(new, 3, quiet=0.3)
+        ponged |= {len(clients) + i for i, (line, _) in got.items() if line == "PONG"}
+        clients += new
+        if len(clients) < wanted:
+            continue
+        holders = {p for owners in held_connections(server, {port_of(c) for c in clients}).values() for p in owners}
+        if len(holders) >= 2 or len(server.processes()) == 1:
+            break
+    return clients, ponged
+
+
+def incr_load(server, name, rounds_of, batch=10, timeout=30):
+    """Connections placed over the server's workers (placed_connections), all at once each sending
+    `rounds_of(n)` batches (n: the connection's index) of `batch` pipelined `INCR name`, reading
+    one batch's answers before sending the next, then closing. A server that serves a few
+    connections at a time serves the others after them (they wait in its backlog). Meanwhile
+    the processes holding the server's side of these connections, and each thread's CPU, are
+    sampled from /proc every 20 ms."""
+    import threading
+    conns, ponged = placed_connections(server, timeout=timeout)
+    ports = {port_of(c) for c in conns}
+    rounds = [rounds_of(n) for n in range(len(conns))]
+    answers, errors = [], []
+    request = f"INCR {name}\n".encode() * batch
+
+    def client(n, c):
+        try:
+            if n not in ponged and c.line() != "PONG":  # its PING's answer came after placed_connections looked
+                errors.append("a PING was not answered PONG")
+            for _ in range(rounds[n]):
+                c.sock.sendall(request)
+                answers.extend(c.line() for _ in range(batch))
+        except (OSError, ConnectionError) as e:
+            errors.append(repr(e))
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=client, args=(n, c)) for n, c in enumerate(conns)]
+    before = thread_cpu_ns(server)
+    latest = dict(before)  # each thread's CPU when last seen: a thread per connection ends with its client
+    began = time.monotonic()
+    holders = {p for owners in held_connections(server, ports).values() for p in owners}  # a fast load ends at once
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads) and time.monotonic() - began < timeout:
+        holders |= {p for owners in held_connections(server, ports).values() for p in owners}
+        latest.update(thread_cpu_ns(server))
+        time.sleep(0.02)
+    for t in threads:
+        t.join(timeout=1)
+    latest.update(thread_cpu_ns(server))
+    cpu = {k: ns - before.get(k, 0) for k, ns in latest.items()}
+    return IncrLoad(answers, errors, holders, cpu, len(conns), sum(rounds) * batch)
+
+
+def asked_at_once(server, request, clients=16):
+    """`clients` connections at once each send `request` then QUIT (so that a server serving a few
+    at a time goes on to the next); returns the first answer line of each (None: none within 10 s)."""
+    conns = [server.connect(timeout=10) for _ in range(clients)]
+    try:
+        for c in conns:
+            c.send(f"{request}\nQUIT\n")
+        got = answers_within(conns, 10)
+    finally:
+        for c in conns:
+            c.close()
+    return [got.get(i, (None, 0))[0] for i in range(clients)]
+
+
+# ---- lab 9: a proxy ----------------------------------------------------------------------------
+
+def close_wait_sockets(server, ports):
+    """{pid: count} of the sockets in CLOSE_WAIT (the peer closed, this side has not) that the
+    server's processes hold, among those whose local or remote port is in `ports`; what
+    `ss -tan state close-wait` shows, read from /proc/net/tcp."""
+    inodes = {inode for state, local, remote, inode in proc.tcp_table()
+              if state == proc.CLOSE_WAIT and inode and (local in ports or remote in ports)}
+    counts = {}
+    for inode, pids in proc.holders(server.processes(), inodes).items():
+        for p in pids:
+            counts[p] = counts.get(p, 0) + 1
+    return counts

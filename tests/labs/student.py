@@ -65,13 +65,14 @@ def kill_everything(containment, also=()):
 
 
 class StudentServer:
-    """Starts `argv` with {port} replaced, as the containment says (in a copy of the submission
-    as root, in the submission itself otherwise); waits until the port accepts."""
+    """Starts `argv` with {port} replaced (and {backend}, lab 9's, by `backend`: HOST:PORT), as the
+    containment says (in a copy of the submission as root, in the submission itself otherwise);
+    waits until the port accepts."""
 
-    def __init__(self, argv, containment, startup_timeout=10.0):
+    def __init__(self, argv, containment, startup_timeout=10.0, backend=None):
         self.containment = containment
         self.port = free_port()
-        self.argv = [a.replace("{port}", str(self.port)) for a in argv]
+        self.argv = [a.replace("{port}", str(self.port)).replace("{backend}", backend or "{backend}") for a in argv]
         self.output = tempfile.TemporaryFile()
         self.grader = os.getpid()
         try:

@@ -8,10 +8,13 @@ existence of workers), every process the server ever forked (not only those
 still below it), a SLEEP that takes its time. tests/blackbox/test_grader.py
 runs servers that fake each property (tests/labs/cheats/) through the
 contracts they fake. Only the text framing is required (PING, ECHO, SLEEP,
-QUIT, ERR for the rest); STATS is an optional contract, skipped when a server
-does not speak it.
+QUIT, ERR for the rest; lab 8 adds INCR and GET); STATS is an optional
+contract, skipped when a server does not speak it. Lab 9's server is a proxy:
+its contracts run it in front of the grader's own backend (backend.py), and
+watch both.
 """
 import os
+import re
 import signal
 import threading
 import time
@@ -20,9 +23,9 @@ import pytest
 
 import proc
 from labs import POINTS, labs_of
-from observe import (ACCEPTS, LOCKS, POLL_FAMILY, SLEEP_RULE, answers_within, echo_load, held_connections,
-                     listening_sockets, ping_seconds, port_of, reset_on_close, settle, sleepers_and_a_ping,
-                     slept_too_little, waits)
+from observe import (ACCEPTS, LOCKS, POLL_FAMILY, SLEEP_RULE, answers_within, asked_at_once, close_wait_sockets,
+                     echo_load, flood_without_reading, held_connections, incr_load, listening_sockets, ping_seconds,
+                     port_of, reset_on_close, settle, sleepers_and_a_ping, slept_too_little, waits)
 
 HINTS = {}
 
@@ -38,6 +41,11 @@ def contract(hint):
             fn = pytest.mark.optional(fn)
         return fn
     return mark
+
+
+def duration(took, limit):
+    """A time for a message: '0.42', or 'more than 5' for a wait that gave up (inf) after `limit` s."""
+    return f"more than {limit}" if took == float("inf") else f"{took:.2f}"
 
 
 def still_running(server, seconds):
@@ -522,30 +530,347 @@ def test_split_request_does_not_stall_others(server):
                "it for input) until the client has read some; the kernel then pushes back on the sender")
 def test_backpressure_for_a_client_that_never_reads(server):
     """A client pipelining ECHOs without reading does not grow the server's memory without bound or stall others."""
-    import socket
-    line = b"ECHO " + b"x" * 4000 + b"\n"
-    flood = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-    flood.settimeout(2)  # a send blocked this long: the server has stopped reading
-    before = sum(proc.rss_kib(p) for p in server.processes())
-    sent, began = 0, time.monotonic()
-    try:
-        chunk = line * 256  # about 1 MiB per sendall
-        while sent < 96 * 1024 * 1024 and time.monotonic() - began < 15:
-            flood.sendall(chunk)
-            sent += len(chunk)
-    except (TimeoutError, socket.timeout, OSError):
-        pass
-    try:
-        began = time.monotonic()
-        with server.connect(timeout=5) as c:
-            assert c.ask("PING") == "PONG", "another client's PING while the flood's answers pile up"
-        ping_s = time.monotonic() - began
-        grew_mib = (sum(proc.rss_kib(p) for p in server.processes()) - before) / 1024
-    finally:
-        flood.close()
-    assert ping_s < 1.0, f"another client's PING took {ping_s:.2f} s while one client sent and never read"
+    sent, ping_s, grew_mib = flood_without_reading(server)
+    assert ping_s < 1.0, f"another client's PING took {duration(ping_s, 5)} s while one client sent and never read"
     assert grew_mib < 32, (f"a client sent {sent / 2**20:.0f} MiB of ECHO requests and read nothing: the server "
                            f"grew by {grew_mib:.0f} MiB. Without a limit its output buffer holds every answer")
     time.sleep(0.2)
     with server.connect(timeout=5) as c:
         assert c.ask("PING") == "PONG", "the server serves on after the flood's client closed"
+
+
+# ---- lab 8: where shared state lives ---------------------------------------------------------
+
+VALUE = re.compile(r"VALUE (\d+)")
+SHARE_OF_ONE_THREAD = 0.75  # of the server's CPU during the INCRs: above it, one thread served them all
+LESSON_OF_STATE = "The count must live where every worker sees it"
+
+
+def counter_name(what):
+    """A name of this grading's own: letters, digits and '.', as the protocol allows."""
+    return f"{what}.{os.getpid()}.{time.monotonic_ns() % 10**9}"
+
+
+def values_of(answers, request):
+    """The counts in `answers` (VALUE n lines); fails the contract on any other answer."""
+    wrong = [a for a in answers if not VALUE.fullmatch(a or "")]
+    assert not wrong, (f"{len(wrong)} of {len(answers)} '{request}' were answered otherwise than 'VALUE n', "
+                       f"e.g. {wrong[0]!r} (docs/protocol.md: INCR name answers VALUE and the new count)")
+    return [int(VALUE.fullmatch(a).group(1)) for a in answers]
+
+
+def one_thread_served(server, load):
+    """The complaint when one thread of one process served all of `load`'s INCRs, or None."""
+    if len(load.holders) >= 2:
+        return None  # the connections were held by several processes
+    total = sum(load.cpu.values())
+    busiest = max(load.cpu.values(), default=0)
+    share = busiest / total if total else 1.0
+    if share <= SHARE_OF_ONE_THREAD and sum(ns > 0 for ns in load.cpu.values()) >= 2:
+        return None  # several threads of one process did the work
+    processes = server.processes()
+    where = (f"one process ({sorted(load.holders)[0]}) held every connection" if load.holders else
+             f"the server is one process ({processes[0]})" if len(processes) == 1 else
+             "no connection was seen held by a process of the server")
+    return (f"the INCRs of {load.clients} connections at once were all served by one thread: {where}, and one of "
+            f"its threads "
+            f"used {share:.0%} of the CPU the server used meanwhile (/proc/PID/task/TID/schedstat): this lab asks "
+            f"for several workers, processes or threads, serving at once and counting together; a single loop "
+            f"counts right with a plain map, and shares nothing")
+
+
+@contract(hint="one table for the whole server: in shared memory (a table mapped before fork, atomic increments or "
+               "a lock shared by the processes), a map under a mutex (threads), or one owner of the counts that "
+               "the workers ask; never a map per process or per thread")
+def test_every_incr_counted_once(server):
+    """INCRs from 16 connections at once, served by several workers, are each counted once: GET then says how many."""
+    name = counter_name("hits")
+    load = incr_load(server, name, lambda n: 5 + n % 16)  # uneven: workers that count apart end apart
+    sent = load.sent
+    assert not load.errors and len(load.answers) == sent, (
+        f"of {sent} INCRs from {load.clients} connections at once, {len(load.answers)} were answered within 30 s; "
+        f"first errors: {load.errors[:3]}")
+    answered = values_of(load.answers, f"INCR {name}")
+    gets = asked_at_once(server, f"GET {name}")
+    counts = values_of(gets, f"GET {name}")
+    if len(set(counts)) > 1:
+        tally = ", ".join(f"{v} on {counts.count(v)}" for v in sorted(set(counts)))
+        pytest.fail(f"{sent} INCRs were answered; then GET {name} on {len(gets)} connections at once answered "
+                    f"{tally}: a different count on different connections, so each worker "
+                    f"keeps a count of its own. {LESSON_OF_STATE}, and change in one step", pytrace=False)
+    count = counts[0]
+    if count == 0:
+        said = f"VALUE {min(answered)}" + (f" to VALUE {max(answered)}" if max(answered) > min(answered) else " each")
+        pytest.fail(f"{sent} INCRs were answered ({said}), then GET {name} answered 0 on {len(gets)} connections: "
+                    f"the INCRs were answered but never stored. "
+                    f"{LESSON_OF_STATE}, and INCR must change it", pytrace=False)
+    assert count == sent, (
+        f"{sent} INCRs were answered; then GET {name} answered {count} on each of {len(gets)} connections: "
+        + (f"{sent - count} INCRs were lost. Two workers read the same count and both wrote count + 1, or each "
+           f"counts in a table of its own and GET reached one of them" if count < sent else
+           f"{count - sent} more than were sent: some INCRs were counted twice")
+        + f". {LESSON_OF_STATE}, and change in one step (a lock, or an atomic increment)")
+    complaint = one_thread_served(server, load)
+    assert not complaint, complaint
+
+
+@contract(hint="take the count INCR answers in the same step as the +1 (under the lock, or the atomic's return "
+               "value), never by reading the counter again afterwards")
+def test_each_incr_answers_its_own_count(server):
+    """Each INCR is answered the count it made: INCRs from 16 connections at once get VALUE 1 to N, each once."""
+    name = counter_name("tickets")
+    load = incr_load(server, name, lambda n: 5)
+    sent = load.sent
+    assert not load.errors and len(load.answers) == sent, (
+        f"of {sent} INCRs from {load.clients} connections at once, {len(load.answers)} were answered within 30 s; "
+        f"first errors: {load.errors[:3]}")
+    values = values_of(load.answers, f"INCR {name}")
+    seen = {}
+    for v in values:
+        seen[v] = seen.get(v, 0) + 1
+    twice = sorted(v for v, n in seen.items() if n > 1)
+    assert not twice, (
+        f"of {sent} INCRs of a new name, {sum(seen[v] - 1 for v in twice)} were answered a count another INCR had "
+        f"been answered too (VALUE {twice[0]} {seen[twice[0]]} times): two INCRs got the same count. Each INCR "
+        f"answers the count it made, taken in the same step as its +1. {LESSON_OF_STATE}")
+    missing = sorted(set(range(1, sent + 1)) - set(values))
+    assert not missing, (f"{sent} INCRs of a new name were answered {min(values)} to {max(values)}, without "
+                         f"VALUE {missing[0]}: they should be answered 1 to {sent}, each count once")
+
+
+@contract(hint="GET reads the count and changes nothing; a name never counted is 0; each name has a count of its own")
+def test_get_does_not_count_and_names_are_independent(server):
+    """GET changes nothing, a name never counted is 0, and each name counts alone, seen alike from every connection."""
+    a, b, fresh = counter_name("a"), counter_name("b"), counter_name("never")
+    with server.connect() as c:
+        got = c.ask(f"GET {fresh}")
+        assert got == "VALUE 0", f"GET of a name never counted was answered {got!r}, not 'VALUE 0'"
+        steps = [(a, 1), (b, 1), (a, 2), (a, 3), (b, 2)]
+        for n, want in steps:
+            got = c.ask(f"INCR {n}")
+            assert got == f"VALUE {want}", (f"INCR {n}, {a} and {b} being counted in turn, was answered {got!r}, "
+                                            f"not 'VALUE {want}': each name has a count of its own")
+        for _ in range(5):
+            got = c.ask(f"GET {a}")
+            assert got == "VALUE 3", f"GET {a} after 3 INCRs (and GETs before it) was answered {got!r}, not 'VALUE 3'"
+    answers = asked_at_once(server, f"GET {b}", clients=4)
+    assert answers == ["VALUE 2"] * 4, (f"GET {b} after 2 INCRs, on 4 other connections at once, was answered "
+                                        f"{answers}, not 'VALUE 2' on each. {LESSON_OF_STATE}")
+    with server.connect() as c:
+        got = c.ask(f"INCR {a}")
+        assert got == "VALUE 4", f"INCR {a} after 3 INCRs and 5 GETs was answered {got!r}, not 'VALUE 4'"
+
+
+@contract(hint="a name is 1 to 64 bytes of letters, digits, '_', '-', '.' and ':'; anything else gets 'ERR ...' and "
+               "the connection goes on; the 1025th name gets 'ERR too many counters (at most 1024)', while the "
+               "names already counted still count (docs/protocol.md)")
+def test_counter_names_and_limit(server):
+    """Bad names get ERR and the connection goes on; 1024 names are kept, a new one after them gets ERR."""
+    longest = "n" * 63 + "."
+    with server.connect(timeout=10) as c:
+        for bad, why in (("", "no name"), ("x" * 65, "a name of 65 bytes"), ("a/b", "a name with '/'"),
+                         ("a b", "a name with a space")):
+            for verb in ("INCR", "GET"):
+                got = c.ask(f"{verb} {bad}")
+                assert got.startswith("ERR"), f"'{verb} {bad}' ({why}) was answered {got!r}: it should start with ERR"
+        got = c.ask("PING")
+        assert got == "PONG", f"after bad names, PING on the same connection was answered {got!r}"
+        got = c.ask(f"INCR {longest}")
+        assert got == "VALUE 1", f"INCR of a 64-byte name was answered {got!r}, not 'VALUE 1'"
+        names = [f"n{i:04d}.{os.getpid()}" for i in range(1023)]  # with `longest`, 1024 names
+        answers = []
+        for i in range(0, len(names), 128):
+            chunk = names[i:i + 128]
+            c.send("".join(f"INCR {n}\n" for n in chunk))
+            answers += [c.line() for _ in chunk]
+        refused = [(n, a) for n, a in zip(names, answers) if a != "VALUE 1"]
+        assert not refused, (f"of 1024 different names, the INCR of name {names.index(refused[0][0]) + 2} "
+                             f"({refused[0][0]}) was answered {refused[0][1]!r}, not 'VALUE 1': a server keeps "
+                             f"1024 names")
+        got = c.ask(f"INCR one.too.many.{os.getpid()}")
+        assert got.startswith("ERR"), (f"the INCR of a 1025th name was answered {got!r}: it should start with ERR "
+                                       f"('ERR too many counters (at most 1024)'): the table is bounded")
+        got = c.ask(f"INCR {names[0]}")
+        assert got == "VALUE 2", (f"with 1024 names kept, INCR of one of them was answered {got!r}, not 'VALUE 2': "
+                                  f"the limit refuses new names only")
+        got = c.ask("PING")
+        assert got == "PONG", f"after the limit's ERR, PING on the same connection was answered {got!r}"
+
+
+# ---- lab 9: a proxy in front of the grader's backend -------------------------------------------
+
+def backend_missed(backend, request, answered=True):
+    """The complaint when the grader's backend never received `request`, or None."""
+    if backend.saw(request):
+        return None
+    return ((f"the answer to {request!r} came, but " if answered else f"{request!r} was sent through the proxy, but ")
+            + f"the grader's backend ({backend.address}) never received that request (it received "
+            f"{backend.received} requests over {backend.connections} connections): the proxy answered by itself. "
+            f"A proxy relays each request to its backend and the backend's answer back")
+
+
+@contract(hint="relay each request line to the backend given as --backend HOST:PORT ({backend}) and its answer line "
+               "back, in order, on a connection of the client's own or a pooled one; never answer in its place")
+def test_relays_to_the_backend(server, backend):
+    """PING, ECHO and SLEEP go through the proxy to the grader's backend, and its answers come back, to each client."""
+    token = counter_name("relay")
+    with server.connect(timeout=10) as c:
+        got = c.ask("PING")
+        assert got == "PONG", f"PING through the proxy was answered {got!r}, not 'PONG'"
+        got = c.ask(f"ECHO {token}")
+        assert got == token, f"'ECHO {token}' through the proxy was answered {got!r}"
+        complaint = backend_missed(backend, f"ECHO {token}")
+        assert not complaint, complaint
+        long = token + "." + "x" * 6000  # longer than one read of a small buffer: framing by LF, not by read
+        got = c.ask(f"ECHO {long}")
+        assert got == long, (f"an ECHO of {len(long)} bytes through the proxy was answered with {len(got)} bytes: a "
+                             f"line may take several reads, and so may its answer")
+        began = time.monotonic()
+        got = c.ask("SLEEP 200")
+        assert got == "SLEPT 200", f"'SLEEP 200' through the proxy was answered {got!r}"
+        complaint = slept_too_little(200, time.monotonic() - began) or backend_missed(backend, "SLEEP 200")
+        assert not complaint, complaint
+    clients = [server.connect(timeout=10) for _ in range(5)]
+    try:
+        for n, c in enumerate(clients):
+            c.send(f"ECHO {token}.{n}\n")
+        got = answers_within(clients, 5)
+    finally:
+        for c in clients:
+            c.close()
+    wrong = {n: line for n, (line, _) in got.items() if line != f"{token}.{n}"}
+    assert len(got) == 5 and not wrong, (f"5 clients at once each sent 'ECHO {token}.N' with its own N; the answers "
+                                         f"were {[got.get(n, (None,))[0] for n in range(5)]}: each client gets the "
+                                         f"answers to its own requests")
+
+
+@contract(hint="never wait for one backend answer with the whole proxy: an event loop watching clients and backend "
+               "connections alike, or a thread (or process) per client")
+def test_slow_backend_request_does_not_block_others(server):
+    """While one client's SLEEP waits on the backend, another's PING goes through; 10 SLEEPs at once overlap."""
+    with server.connect(timeout=10) as slow:
+        slow.send("SLEEP 1500\n")
+        began = time.monotonic()
+        time.sleep(0.1)
+        ping_s = ping_seconds(server, timeout=3)
+        assert ping_s < 0.75, (f"client B's PING took {duration(ping_s, 3)} s while client A's SLEEP 1500 waited on "
+                               f"the backend: the proxy waited for one "
+                               f"backend answer before serving another client")
+        got = slow.line()
+        complaint = f"'SLEEP 1500' was answered {got!r}" if got != "SLEPT 1500" else \
+            slept_too_little(1500, time.monotonic() - began)
+        assert not complaint, complaint
+    ping_s, total_s, complaint = sleepers_and_a_ping(server, 10, 1000)
+    assert not complaint, complaint
+    assert total_s < 2.5 and ping_s < 0.75, (
+        f"10 clients sent SLEEP 1000 at once through the proxy: the last was answered after {total_s:.2f} s, and a "
+        f"PING beside them after {ping_s:.2f} s: the proxy relayed them one after another, where they should wait "
+        f"on the backend side by side")
+
+
+@contract(hint="bound each buffer: with a client's answers unsent above a limit, stop reading its backend "
+               "connection; with requests unsent to the backend above a limit, stop reading the client. The "
+               "kernel then pushes back on both sides")
+def test_backpressure_through_the_proxy(server):
+    """A client pipelining ECHOs without reading does not grow the proxy's memory without bound or stall others."""
+    sent, ping_s, grew_mib = flood_without_reading(server)
+    assert ping_s < 1.0, (f"another client's PING took {duration(ping_s, 5)} s while one client sent through the "
+                          f"proxy and never read")
+    assert grew_mib < 32, (f"a client sent {sent / 2**20:.0f} MiB of ECHO requests through the proxy and read "
+                           f"nothing: the proxy grew by {grew_mib:.0f} MiB. Without a limit it reads the backend's "
+                           f"answers as fast as they come and holds them all for a client that never reads")
+    time.sleep(0.2)
+    with server.connect(timeout=5) as c:
+        assert c.ask("PING") == "PONG", "the proxy serves on after the flood's client closed"
+
+
+def answer_or_why(client, request=None):
+    """The next answer line (after sending `request`), or why there was none, in words."""
+    try:
+        return client.ask(request) if request else client.line()
+    except TimeoutError:
+        return "no answer (none within the client's timeout)"
+    except OSError:
+        return "no answer (the connection was closed)"
+
+
+BACK_WITHIN_S = 12  # after the backend returns (nginx leaves a failed server alone for fail_timeout, 10 s)
+
+
+@contract(hint="a backend that closes or refuses is an answer too: 'ERR ...' to each request it left unanswered "
+               "and to each new one while it is down; the proxy itself goes on, and connects again later")
+def test_dead_backend_gets_an_error(server, backend):
+    """A request in flight when the backend dies, and one while it is down, get ERR; the proxy lives and recovers."""
+    with server.connect(timeout=10) as c:
+        assert c.ask("PING") == "PONG", "PING through the proxy before the backend died"
+    with server.connect(timeout=10) as c:
+        c.send("SLEEP 3000\n")
+        complaint = not settle(lambda: backend.saw("SLEEP 3000"), timeout=2) and \
+            backend_missed(backend, "SLEEP 3000", answered=False)
+        assert not complaint, complaint
+        backend.stop()
+        began = time.monotonic()
+        got = answer_or_why(c)
+    took = time.monotonic() - began
+    assert got.startswith("ERR") and took < 2.5, (
+        f"a SLEEP 3000 in flight when the backend died (it closed every connection and stopped listening) got "
+        f"{got!r} after {took:.1f} s: the client should get 'ERR ...' as soon as the backend's connection closes")
+    with server.connect(timeout=10) as c:
+        got = answer_or_why(c, "PING")
+    assert got.startswith("ERR"), (f"with the backend down (a connect is refused), a new client's PING got {got!r}: "
+                                   f"it should get 'ERR ...', and the proxy go on")
+    backend.start()
+
+    def through():
+        try:
+            with server.connect(timeout=2) as c:
+                return c.ask("PING") == "PONG"
+        except (TimeoutError, OSError):
+            return False
+
+    back = settle(through, timeout=BACK_WITHIN_S, interval=0.25)
+    assert back, (f"{BACK_WITHIN_S} s after the backend came back (listening again on {backend.address}), PING "
+                  f"through the proxy still did not get PONG"
+                  + (f": the proxy exited (status {server.proc.returncode})" if server.proc.poll() is not None else
+                     ": the proxy must try the backend again"))
+
+
+@contract(hint="when a client leaves, close (or give back to a pool that watches it) its backend connection; when a "
+               "backend closes, close the proxy's side at once: a socket whose peer has closed waits in CLOSE_WAIT "
+               "until its owner calls close(). Answer what came before a client's FIN (shutdown) first")
+def test_nothing_left_in_close_wait(server, backend):
+    """After rude clients and a backend that closes its connections, no socket of the proxy waits in CLOSE_WAIT."""
+    import socket
+    keepers = [server.connect(timeout=10) for _ in range(4)]
+    try:
+        for c in keepers:
+            assert c.ask("PING") == "PONG", "PING through the proxy"
+        with server.connect() as c:
+            c.send("ECHO half a line")  # no LF, then gone
+        with server.connect() as c:
+            reset_on_close(c)
+            c.send("SLEEP 50\nPING\n")  # reset before the answers
+        with server.connect() as c:
+            c.send("SLEEP 300\nPING\n")  # closed before reading
+        with server.connect(timeout=5) as c:
+            c.send("PING\n")
+            c.sock.shutdown(socket.SHUT_WR)  # as nc -N does: a FIN after the request
+            got = answer_or_why(c)
+        assert got == "PONG", (f"a client that sent PING and then shut down its sending side (shutdown(SHUT_WR), as "
+                               f"`nc -N` does) got {got!r}: a proxy relays what came before the FIN, then closes")
+    finally:
+        for c in keepers:
+            c.close()
+    time.sleep(0.5)  # the SLEEP 300 ends
+    held = backend.open_connections()
+    backend.close_connections()
+    ports = {server.port, backend.port}
+    settle(lambda: not close_wait_sockets(server, ports), timeout=3)
+    left = close_wait_sockets(server, ports)
+    assert not left, (
+        f"{sum(left.values())} socket(s) of the proxy (held by pid {', '.join(map(str, sorted(left)))}) were still in "
+        f"CLOSE_WAIT 3 s after its clients left, some rudely, and the backend closed its {held} connection(s) "
+        f"(ss -tan state close-wait): their peer closed, and the proxy never closed its side")
+    with server.connect(timeout=5) as c:
+        got = c.ask("PING")
+        assert got == "PONG", f"after the backend closed its connections, PING through the proxy got {got!r}"

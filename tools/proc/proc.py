@@ -64,6 +64,16 @@ def tasks(pid):
         return []
 
 
+def cpu_ns(pid, tid):
+    """Nanoseconds one thread has run on a CPU (/proc/PID/task/TID/schedstat's first field), or,
+    on a kernel without schedstat, its clock ticks in nanoseconds; None when gone."""
+    text = _read(f"/proc/{pid}/task/{tid}/schedstat")
+    if text:
+        return int(text.split()[0])
+    s = stat(pid, tid)
+    return None if s is None else s[3] * 1_000_000_000 // TICKS
+
+
 def switches(pid, tid):
     """(voluntary, involuntary) context switches of one thread, or (0, 0) when gone."""
     counts = {}
@@ -93,7 +103,7 @@ def rss_kib(pid):
 
 # ---- sockets --------------------------------------------------------------------------------
 
-LISTEN, ESTABLISHED = "0A", "01"  # the st column of /proc/net/tcp (include/net/tcp_states.h)
+LISTEN, ESTABLISHED, CLOSE_WAIT = "0A", "01", "08"  # the st column of /proc/net/tcp (include/net/tcp_states.h)
 
 
 def tcp_table():

@@ -2,7 +2,7 @@
 """The answer key for lab 3 (docs/labs/3-prefork.md): N workers forked before
 any client arrives, each blocking in accept(). The master waits for them
 (no zombie), and on SIGTERM stops them all; replacing a worker that dies is
-lab 6's. The keys of labs 4 and 5 import run_pool() and bring their own worker."""
+lab 6's. The keys of labs 4, 5 and 8 import run_pool() and bring their own worker."""
 import os
 import signal
 
@@ -20,6 +20,7 @@ def spawn(sock, worker):
     pid = os.fork()
     if pid == 0:
         try:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # blocked by the master, below
             worker(sock)
         finally:
             os._exit(1)
@@ -30,6 +31,9 @@ def run_pool(worker, prepare=lambda sock: None):
     """The master: listens, lets `prepare` set the socket up before fork, forks the workers, waits."""
     sock, options = listener()
     prepare(sock)
+    # The port accepts, and the first worker serves, before the last is forked: a SIGTERM then
+    # must wait for stop() below, or the master would exit and leave its workers running.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     workers = {spawn(sock, worker) for _ in range(options.workers)}
 
     def stop(*_):
@@ -42,6 +46,7 @@ def run_pool(worker, prepare=lambda sock: None):
                 pass
 
     signal.signal(signal.SIGTERM, stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     while workers:  # a worker that died is reaped, not replaced
         try:
             pid, _ = os.wait()

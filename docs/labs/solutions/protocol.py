@@ -3,15 +3,39 @@ PING, ECHO, SLEEP, QUIT, and ERR for anything else. Standard library only.
 
 Shared by the answer keys beside this file (one per lab): serve(conn)
 answers one connection until the client leaves or sends QUIT, and the
-servers differ only in who calls it.
+servers differ only in who calls it. Lab 8 adds INCR and GET: a key sets
+COUNTERS to where its counts live, and answer() checks the names.
 """
 import argparse
+import re
 import select
 import signal
 import socket
 import time
 
 MAX_LINE = 8192
+MAX_COUNTERS = 1024  # names a server keeps (lab 8); the next new one is refused
+COUNTER_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+# Where INCR and GET count (lab 8): an object with incr(name) -> the new count, or None when the
+# name is new and MAX_COUNTERS names are taken; and get(name) -> the count, 0 for a name never
+# counted. None: INCR and GET are unknown commands, as in labs 1 to 7.
+COUNTERS = None
+
+
+def counter(word, name):
+    """The answer to INCR or GET (lab 8)."""
+    name = name.strip(" \t")
+    if not COUNTER_NAME.fullmatch(name):
+        if not name:
+            return "ERR a counter needs a name"
+        if len(name.encode()) > 64:
+            return "ERR a counter name has at most 64 bytes"
+        return "ERR a counter name is letters, digits, '_', '-', '.' and ':'"
+    if word == "GET":
+        return f"VALUE {COUNTERS.get(name)}"
+    value = COUNTERS.incr(name)
+    return f"ERR too many counters (at most {MAX_COUNTERS})" if value is None else f"VALUE {value}"
 
 
 def answer(line):
@@ -27,6 +51,8 @@ def answer(line):
         return f"SLEPT {rest}", False
     if word == "QUIT":
         return "BYE", True
+    if word in ("INCR", "GET") and COUNTERS is not None:
+        return counter(word, rest), False
     printable = "".join(c if c.isprintable() else "?" for c in word[:32])
     return f"ERR unknown command '{printable}'", False
 
@@ -74,11 +100,14 @@ def serve(conn, stop_fd=None):
                 return
 
 
-def listener():
-    """Parses --port and --workers, and returns (listening socket, options)."""
+def listener(backend=False):
+    """Parses --port and --workers (and with `backend`, lab 9's --backend HOST:PORT), and returns
+    (listening socket, options)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--workers", type=int, default=2)
+    if backend:
+        parser.add_argument("--backend", required=True, help="HOST:PORT of the server to relay to")
     options = parser.parse_args()
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
