@@ -417,8 +417,8 @@ def test_respawn(server):
 def test_graceful_stop(server):
     """SIGTERM during a request: that request is still answered, then the whole server exits."""
     with server.connect(timeout=10) as c:
+        began = time.monotonic()  # before the send: the server may start sleeping before send() returns
         c.send("SLEEP 1000\n")
-        began = time.monotonic()
         time.sleep(0.2)
         server.proc.send_signal(signal.SIGTERM)
         try:
@@ -749,8 +749,8 @@ def test_relays_to_the_backend(server, backend):
 def test_slow_backend_request_does_not_block_others(server):
     """While one client's SLEEP waits on the backend, another's PING goes through; 10 SLEEPs at once overlap."""
     with server.connect(timeout=10) as slow:
+        began = time.monotonic()  # before the send: the sleep may begin before send() returns
         slow.send("SLEEP 1500\n")
-        began = time.monotonic()
         time.sleep(0.1)
         ping_s = ping_seconds(server, timeout=3)
         assert ping_s < 0.75, (f"client B's PING took {duration(ping_s, 3)} s while client A's SLEEP 1500 waited on "
