@@ -39,6 +39,22 @@ def test_every_thread_accept_mode_serves_and_stops_cleanly(start, mode):
     assert server.stop() == 0 and not group_members(server.pid)
 
 
+def test_lock_mutex_waiters_take_the_lock_in_turn(start):
+    """--accept lock-mutex, every thread competing: one thread holds the lock in accept, the
+    others wait for it (in slices, to see a stop) and take it in turn as connections come.
+    Under ./lab tsan this is the path ThreadSanitizer must see: a lock it did not see taken
+    makes the unlock that follows a report."""
+    server = start_threads(start, 2, 2, "--accept", "lock-mutex", "--thread-accept", "each")
+    for i in range(20):
+        with server.connect() as c:
+            assert c.ask("PING") == "PONG", f"connection {i} was not answered"
+    assert server.stop() == 0 and not group_members(server.pid)
+    # The worker table printed at the stop: slot pid gen place state accepts requests wakeups spurious lock_waits ...
+    rows = [line.split() for line in server.stderr().splitlines()]
+    waits = sum(int(r[9]) for r in rows if len(r) == 12 and r[0].isdigit())
+    assert waits > 0, f"no thread ever waited for the lock, so the test proved nothing:\n{server.stderr()[-1500:]}"
+
+
 def test_queue_mode_leaves_connections_in_the_backlog_when_all_threads_are_busy(start):
     """A busy process must not take connections it cannot serve: the other process gets them."""
     server = start_threads(start, 2, 1, "--thread-accept", "queue")
