@@ -303,8 +303,7 @@ int main(int argc, char** argv) {
                     if (sc.kind != lg::Scenario::c10k) return lg::run_load(load, bar);
                     // The idle connections first, held open while the active clients ask.
                     lg::IdleConnections held(load.port, idle, 3.0);
-                    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-                    run.idle = {idle, held.connected(), lg::held_connections(server, load.port)};
+                    run.idle = {idle, held.connected(), lg::held_connections_settled(server, load.port, held.connected())};
                     return lg::run_load(load, bar);
                 });
             } catch (const std::exception& e) {

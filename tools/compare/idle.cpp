@@ -19,6 +19,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -122,6 +123,20 @@ int held_connections(pid_t pgid, int port) {
                 if (s.rfind("socket:[", 0) == 0 && established.count(s.substr(8, s.size() - 9))) ++held;
         }
         ::closedir(d);
+    }
+    return held;
+}
+
+int held_connections_settled(pid_t pgid, int port, int connected) {
+    using Clock = std::chrono::steady_clock;
+    const auto deadline = Clock::now() + std::chrono::seconds(5);
+    int held = held_connections(pgid, port);
+    auto grew = Clock::now();
+    while (held < connected && Clock::now() < deadline && Clock::now() - grew < std::chrono::milliseconds(500)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        int now = held_connections(pgid, port);
+        if (now > held) grew = Clock::now();
+        held = now;
     }
     return held;
 }

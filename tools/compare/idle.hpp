@@ -29,4 +29,10 @@ private:
 /// the connections a server has accepted, not those waiting in its backlog.
 int held_connections(pid_t pgid, int port);
 
+/// held_connections once the server has taken what it will take: when it
+/// holds all `connected`, or when the count has not grown for half a second
+/// (a model that holds one connection at a time stops there), at most 5 s.
+/// A server on a busy machine may still be accepting from its backlog.
+int held_connections_settled(pid_t pgid, int port, int connected);
+
 }  // namespace lg
