@@ -48,8 +48,9 @@ int main(int argc, char** argv) {
     sl::Ring ring(ring_options);
     SL_TRACE("io_uring: {}", ring.description());
 
-    // A blocking listening socket: the ring waits for connections itself. (On
-    // a non-blocking one an accept request would complete at once with EAGAIN.)
+    // A blocking listening socket: nothing but the ring reads it, and the ring
+    // waits for connections itself. (Before Linux 5.18 an accept request on a
+    // non-blocking socket completed at once with EAGAIN; 08 needs 5.19 anyway.)
     sl::Fd listener = sl::listen_or_die(sl::listen_options(options));
     sl::announce_listening(kModel, options.host, listener.get());
 

@@ -104,7 +104,7 @@ private:
             while ((rc = lock_within_a_slice()) == ETIMEDOUT)
                 if (stop_requested()) return false;
         }
-        if (recover_if_owner_died(mutex_, rc, "accept mutex") != 0) die("pthread_mutex_clocklock", rc);
+        if (recover_if_owner_died(mutex_, rc, "accept mutex") != 0) die("locking the accept mutex", rc);
         return true;
     }
 
@@ -113,7 +113,9 @@ private:
     // 12) intercepts pthread_mutex_timedlock but not clocklock: a lock taken
     // by clocklock is invisible to it, and our unlock is then reported as
     // the unlock of a free mutex. The sanitizer build (./lab tsan) therefore
-    // waits with timedlock, on the wall clock, which it does see.
+    // waits with timedlock, on the wall clock, which it does see (except a
+    // lock it returns with EOWNERDEAD, after a holder died: rare enough).
+    // __SANITIZE_THREAD__ is gcc's name for -fsanitize=thread, the build here.
     int lock_within_a_slice() {
 #if defined(__SANITIZE_THREAD__)
         timespec until = slice_end(CLOCK_REALTIME);

@@ -306,6 +306,38 @@ def work_rate(server):
         return 50_000_000 / max(time.monotonic() - began, 1e-3)
 
 
+def rss_kib(pid):
+    """The resident memory of process `pid`, in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def rss_measures_memory():
+    """Whether a server's growth in RSS says how much it holds. Under ASan it does not: freed
+    memory waits in ASan's quarantine (256 MiB by default) and its shadow memory grows with the
+    heap. There a test checks what the server took in; the release build checks both."""
+    return os.environ.get("SERVERLAB_SANITIZER") != "address"
+
+
+def pipelined_ping_time(server, size=1 << 16):
+    """Seconds this server's build, on this machine now, takes to answer `size` bytes of PINGs
+    pipelined on one connection: what a loop's turn costs when it reads that much at once. A
+    sanitizer build takes several times longer than a release build."""
+    count = size // len(b"PING\n")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
+        began = time.monotonic()
+        sender = threading.Thread(target=s.sendall, args=(b"PING\n" * count,))  # answers flow back meanwhile
+        sender.start()
+        got = 0
+        while got < count * len(b"PONG\n"):
+            data = s.recv(1 << 16)
+            if not data:
+                break
+            got += len(data)
+        sender.join(timeout=30)
+        return time.monotonic() - began
+
+
 def work_lines(server, seconds):
     """WORK requests that keep one thread busy about `seconds` here, one after another: as many
     WORKs of at most MAX_WORK_STEPS as it takes. Returns the text to send (one line each)."""

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from fdlimit import limit_files, no_sanitizer_at_the_fd_limit
-from harness import Client, Server, children_of, wait_until, work_lines
+from harness import (Client, Server, children_of, pipelined_ping_time, rss_kib, rss_measures_memory, wait_until,
+                     work_lines)
 
 
 LOOPS = ["event_loop", "uring"]
@@ -19,11 +20,6 @@ LOOPS = ["event_loop", "uring"]
 
 def threads_of(pid):
     return len(os.listdir(f"/proc/{pid}/task"))
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
 def cpu_seconds(pid):
@@ -92,7 +88,8 @@ def test_a_client_that_never_reads_cannot_grow_the_server(start, model):
         waited = time.monotonic() - began
     greedy.close()
     assert sent < 32 << 20, f"the server went on reading a client that never reads its answers: {sent >> 20} MiB taken"
-    assert grown < 16 * 1024, f"the server grew by {grown} KiB for a client that never reads"
+    if rss_measures_memory():
+        assert grown < 16 * 1024, f"the server grew by {grown} KiB for a client that never reads"
     assert waited < 0.5, f"another client's PING waited {waited:.2f} s behind the greedy one"
 
 
@@ -250,6 +247,10 @@ def test_a_client_that_never_pauses_does_not_keep_the_others_waiting(start, mode
     server = start(model, *(["--trigger", trigger] if trigger else []),
                    *(["--workers", "1"] if model == "prefork_event_loop" else []))
     assert model != "prefork_event_loop" or wait_until(lambda: len(children_of(server.pid)) == 1, 10)
+    # The other client waits for at most a turn of the flooding one: 50 ms, or
+    # three times what 64 KiB of PINGs takes this build here (a sanitizer build
+    # is slower). Unbounded, the wait was seconds.
+    bound = max(0.05, 3 * pipelined_ping_time(server))
     flood = socket.create_connection(("127.0.0.1", server.port), timeout=5)
     stop = threading.Event()
 
@@ -286,6 +287,7 @@ def test_a_client_that_never_pauses_does_not_keep_the_others_waiting(start, mode
         flood.close()
         for t in threads:
             t.join(timeout=10)
-    assert sorted(waited)[2] < 0.05, (
+    assert sorted(waited)[2] < bound, (
         f"{model} --trigger {trigger}: beside a client that sends without pause, another client's connect + PING "
-        f"took {', '.join(f'{w * 1000:.0f}' for w in waited)} ms: the loop kept serving the one connection")
+        f"took {', '.join(f'{w * 1000:.0f}' for w in waited)} ms (the bound: {bound * 1000:.0f} ms): the loop kept "
+        f"serving the one connection")

@@ -63,17 +63,27 @@ def sequential_stats(server, connections=100):
 
 
 def test_epoll_wakes_the_herd_and_the_accept_mutex_does_not(start):
-    herd, herd_switches = sequential_stats(start_workers(start, 4, "--accept", "epoll"))
-    mutex, mutex_switches = sequential_stats(start_workers(start, 4, "--accept", "accept-mutex"))
-    assert int(mutex["spurious"]) == 0, f"with the accept mutex only its holder watches the socket: {mutex}"
     # Each connection wakes all 4 idle loops. A loser that gets back to user
     # space before the winner accepted counts a spurious wakeup; one whose
     # epoll_wait re-checks the socket in the kernel first just sleeps again,
     # which shows only as context switches (the mutex's non-holders wake
-    # every 50 ms instead, a few times in the whole run).
-    extra_switches = herd_switches - mutex_switches
+    # every 50 ms instead, a few times in the whole run). On a busy machine
+    # the losers may not have gone back to sleep when the next connection
+    # comes, and a run can show nothing: the herd needs one run of three
+    # to show; the mutex must never wake a loser.
+    for _ in range(3):
+        herd_server = start_workers(start, 4, "--accept", "epoll")
+        herd, herd_switches = sequential_stats(herd_server)
+        herd_server.kill()
+        mutex_server = start_workers(start, 4, "--accept", "accept-mutex")
+        mutex, mutex_switches = sequential_stats(mutex_server)
+        mutex_server.kill()
+        assert int(mutex["spurious"]) == 0, f"with the accept mutex only its holder watches the socket: {mutex}"
+        extra_switches = herd_switches - mutex_switches
+        if int(herd["spurious"]) > 0 or extra_switches > 0.5:
+            break
     assert int(herd["spurious"]) > 0 or extra_switches > 0.5, (
-        f"no sign of the herd with 4 idle event loops over 100 connections: 0 spurious wakeups, and "
+        f"no sign of the herd with 4 idle event loops in three runs of 100 connections: 0 spurious wakeups, and "
         f"{herd_switches:.2f} context switches per connection against the accept mutex's {mutex_switches:.2f}")
 
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from harness import HOST, children_of, kv, wait_until
+from harness import HOST, children_of, kv, rss_kib, rss_measures_memory, wait_until
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -186,11 +186,6 @@ def test_a_slow_backend_request_does_not_hold_up_other_clients(start, backend):
     assert took < 0.3, f"a PING waited {took:.2f} s behind another client's SLEEP 1000 at the backend"
 
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-
-
 def flood_with_requests(sock, seconds=3, most=64 << 20):
     """Sends pipelined ECHOs on the non-blocking `sock` for `seconds` (or until `most` bytes),
     as fast as the proxy takes them; returns the bytes it took."""
@@ -220,7 +215,8 @@ def test_a_client_that_never_reads_does_not_grow_the_proxy(start, backend):
         assert c.ask("PING") == "PONG", "another client is served meanwhile"
     flood.close()
     assert sent < 32 << 20, f"the proxy went on taking requests from a client that reads nothing: {sent >> 20} MiB"
-    assert grown < 16 * 1024, f"the proxy grew by {grown} KiB for a client that never reads"
+    if rss_measures_memory():
+        assert grown < 16 * 1024, f"the proxy grew by {grown} KiB for a client that never reads"
 
 
 def test_a_slow_backend_stops_the_proxy_reading_its_client(start):
@@ -242,7 +238,8 @@ def test_a_slow_backend_stops_the_proxy_reading_its_client(start):
         print(f"behind a stalled backend: the proxy took {sent >> 10} KiB, and grew {grown} KiB")
         flood.close()
         assert sent < 32 << 20, f"the proxy went on reading a client whose request the backend holds: {sent >> 20} MiB"
-        assert grown < 16 * 1024, f"the proxy grew by {grown} KiB for a client stuck behind a slow backend"
+        if rss_measures_memory():
+            assert grown < 16 * 1024, f"the proxy grew by {grown} KiB for a client stuck behind a slow backend"
     finally:
         stall.close()
 
