@@ -69,14 +69,31 @@ public:
     }
 
     Fd accept(AcceptStats& stats) override {
-        epoll_event events[2];
-        int n = ::epoll_wait(epoll_.get(), events, 2, -1);
-        if (n < 0 && errno != EINTR) die("epoll_wait");
-        if (n <= 0 || stop_requested()) return Fd();  // EINTR: the caller looks at the flags and waits again
+        bool listener_ready = wait(-1);
+        // Woken for a connection, we take it even if a stop came meanwhile,
+        // and if the stop woke us (the signal's EINTR, or the stop pipe) we
+        // look once more without waiting. With EPOLLEXCLUSIVE the kernel may
+        // have woken this worker alone for that connection: left in the
+        // backlog, it would wait until another connection wakes another
+        // worker, and a client that waits for its answer before connecting
+        // again never sends one. (Found by test_leaving: an ECHO unanswered
+        // while --max-requests retired a worker.)
+        if (!listener_ready && stop_requested()) listener_ready = wait(0);
+        if (!listener_ready) return Fd();  // EINTR: the caller looks at the flags and waits again
         return count_wakeup(try_accept(listen_fd_), stats);
     }
 
 private:
+    // epoll_wait for `timeout_ms`: whether the listening socket is ready.
+    bool wait(int timeout_ms) {
+        epoll_event events[2];
+        int n = ::epoll_wait(epoll_.get(), events, 2, timeout_ms);
+        if (n < 0 && errno != EINTR) die("epoll_wait");
+        for (int i = 0; i < n; ++i)
+            if (events[i].data.fd == listen_fd_) return true;
+        return false;
+    }
+
     int listen_fd_;
     bool exclusive_;
     Fd epoll_;
