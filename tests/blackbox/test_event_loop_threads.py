@@ -34,6 +34,19 @@ def who_many(server, count):
 @pytest.mark.parametrize("accept", ACCEPTS)
 def test_every_loop_serves_and_a_hundred_sleepers_are_answered_together(start, accept):
     server = start("event_loop_threads", "--threads", "3", "--accept", accept)
+    # Every loop asleep in epoll_wait first: a loop thread still starting (a
+    # sanitizer build starts slowly) is not yet among those the kernel wakes.
+    def started_loops():  # a loop that has not started yet shows tid 0 in STATUS
+        tids = loop_tids(server)
+        return tids if all(tids) else None
+
+    tids = wait_until(started_loops, 10)
+    assert tids, "the loops never all started"
+
+    def all_asleep():
+        return all("epoll" in open(f"/proc/{server.pid}/task/{t}/wchan").read() for t in tids)
+
+    assert wait_until(all_asleep, 10), f"the loops {tids} never all slept in epoll_wait"
     answers, began = [], time.monotonic()
 
     def one():
