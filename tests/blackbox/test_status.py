@@ -34,7 +34,8 @@ def start_ready(start, model, *extra):
         # machine may run neither for a while): ready once the table has them all.
         def table_has_every_worker():
             rows = json.loads(get(server, "/status.json")[1])["workers"]
-            return {r["pid"] for r in rows if r["thread"] is None} == set(children_of(server.pid))
+            threads_started = model != "prefork_threads" or sum(r["thread"] is not None for r in rows) == 4
+            return {r["pid"] for r in rows if r["thread"] is None} == set(children_of(server.pid)) and threads_started
         assert wait_until(table_has_every_worker, timeout=10), \
             f"{model}: workers {children_of(server.pid)} never all had a row in /status.json"
     return server
