@@ -158,9 +158,11 @@ def test_a_real_browser_renders_the_page(start, tmp_path):
     """Headless Chromium loads the page of 03 while two workers sleep, and sees their rows in W."""
     server = start("prefork", "--workers", "4")
     assert wait_until(lambda: len(children_of(server.pid)) == 4, timeout=10)
+    # Long enough for Chromium to start on a loaded machine (it took over 4 s
+    # beside an ASan suite, and the sleepers were done when the page loaded).
     def sleep():
-        with server.connect(timeout=15) as c:
-            c.ask("SLEEP 4000")
+        with server.connect(timeout=30) as c:
+            c.ask("SLEEP 12000")
     sleepers = [threading.Thread(target=sleep) for _ in range(2)]
     for t in sleepers:
         t.start()
@@ -176,7 +178,7 @@ def test_a_real_browser_renders_the_page(start, tmp_path):
         assert dom.stdout.count('class="state W"') >= 2, "the page Chromium loaded lacks the two sleepers' W rows"
     finally:
         for t in sleepers:
-            t.join(timeout=10)
+            t.join(timeout=20)
 
 
 @pytest.mark.skipif(not chromium(), reason="Debian's chromium is not installed (./lab setup)")
