@@ -180,6 +180,30 @@ def test_a_sigterm_that_lands_just_before_accept_is_sent_again(start):
     assert how == "exited with status 0" and took < CLEAN_EXIT_S, f"worker 0 {how} {took:.2f} s after it was asked"
 
 
+def test_a_worker_woken_for_a_connection_as_it_is_stopped_serves_it(start):
+    # epoll_wait:slow: a worker's epoll_wait returns its events 1 s late. With
+    # EPOLLEXCLUSIVE the kernel wakes one worker for a connection; the stop
+    # comes while that worker holds the wakeup. If it left without accepting,
+    # no other worker would be woken for the connection, which the stop then
+    # drops with the listening socket.
+    server = start("prefork", "--accept", "epoll-exclusive", "--workers", "2", "--trace", faults="epoll_wait:slow")
+    assert wait_until(lambda: len(children_of(server.pid)) == 2, 10)
+    assert wait_until(lambda: all("epoll" in wchan(w) for w in children_of(server.pid)), 10), \
+        "the workers never all slept in epoll_wait"
+    with Client(HOST, server.port, timeout=10) as c:
+        c.send("PING\n")
+        time.sleep(0.3)  # a worker has the wakeup, and sleeps in the injected delay
+        server.signal(signal.SIGTERM)
+        try:
+            answer = c.line()
+        except OSError as e:  # the connection dropped with the listening socket: reset
+            answer = type(e).__name__
+    assert answer == "PONG", (
+        f"a connection whose wakeup came just before a stop was answered {answer!r}: the woken worker left it "
+        "in the backlog, and EPOLLEXCLUSIVE woke no other worker for it")
+    assert server.stop(timeout=10) == 0
+
+
 # ---- the master trusts only itself -----------------------------------------------------------
 
 def in_namespace_skip():

@@ -22,6 +22,8 @@
 //   sendmsg:EAGAIN           the same for sendmsg() (pass-fd's master passing a connection)
 //   accept4:slow             accept4() waits 300 ms before the real call (a worker
 //                            whose SIGTERM lands between its stop check and accept)
+//   epoll_wait:slow          epoll_wait() returns its events 1 s late (a worker woken
+//                            for a connection that is told to stop before it accepts)
 // With @N only the N-th matching call fails (counted per process), then none.
 #include <dlfcn.h>
 #include <time.h>
@@ -134,6 +136,18 @@ int accept4(int fd, struct sockaddr* addr, socklen_t* length, int flags) {
         }
     }
     return real<int (*)(int, struct sockaddr*, socklen_t*, int)>("accept4")(fd, addr, length, flags);
+}
+
+int epoll_wait(int epfd, struct epoll_event* events, int max, int timeout) {
+    int n = real<int (*)(int, struct epoll_event*, int, int)>("epoll_wait")(epfd, events, max, timeout);
+    if (n > 0 && should_fail("epoll_wait", "slow")) {
+        int saved = errno;
+        timespec pause{1, 0};
+        while (::nanosleep(&pause, &pause) < 0 && errno == EINTR) {
+        }
+        errno = saved;
+    }
+    return n;
 }
 
 pid_t fork() {
