@@ -8,6 +8,7 @@
 // round trip per connection, counted here as lock_waits when the lock was busy.
 #include "accept/accept.hpp"
 
+#include "base/clock.hpp"
 #include "base/die.hpp"
 #include "base/shm.hpp"
 #include "base/signals.hpp"
@@ -118,21 +119,12 @@ private:
     // __SANITIZE_THREAD__ is gcc's name for -fsanitize=thread, the build here.
     int lock_within_a_slice() {
 #if defined(__SANITIZE_THREAD__)
-        timespec until = slice_end(CLOCK_REALTIME);
+        const timespec until = clock_after_ms(CLOCK_REALTIME, kLockSliceMs);
         return pthread_mutex_timedlock(mutex_, &until);
 #else
-        timespec until = slice_end(CLOCK_MONOTONIC);
+        const timespec until = clock_after_ms(CLOCK_MONOTONIC, kLockSliceMs);
         return pthread_mutex_clocklock(mutex_, CLOCK_MONOTONIC, &until);
 #endif
-    }
-
-    static timespec slice_end(clockid_t clock) {
-        timespec t{};
-        ::clock_gettime(clock, &t);
-        t.tv_nsec += kLockSliceMs * 1'000'000;
-        t.tv_sec += t.tv_nsec / 1'000'000'000;
-        t.tv_nsec %= 1'000'000'000;
-        return t;
     }
 
     int listen_fd_;

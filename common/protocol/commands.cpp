@@ -2,6 +2,8 @@
 
 #include "protocol/strings.hpp"
 
+#include "base/clock.hpp"
+
 #include <fmt/format.h>
 
 #include <sys/resource.h>
@@ -34,14 +36,7 @@ std::string quote(std::string_view word) {
 // signal (EINTR, e.g. SIGTERM during a graceful stop) resumes instead of
 // cutting the request short or sleeping longer than asked.
 void sleep_ms(uint64_t ms) {
-    timespec until{};
-    ::clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += static_cast<time_t>(ms / 1000);
-    until.tv_nsec += static_cast<long>(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec += 1;
-        until.tv_nsec -= 1000000000L;
-    }
+    const timespec until = clock_after_ms(CLOCK_MONOTONIC, ms);
     while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, nullptr) == EINTR) {
     }
 }

@@ -250,68 +250,70 @@ int main(int argc, char** argv) {
         // Round after round through all the rows: a burst of noise on the
         // machine then lands on one round of several rows, not on every
         // round of one row, and the median leaves it out.
-        for (int round = 0; round < rounds; ++round)
-        for (const lg::Row& row : rows_of(sc)) {
-            const lg::Model& m = row.model;
-            lg::Run run;
-            run.scenario = sc.name;
-            run.model = m.name;
-            run.label = m.label;
-            if (m.name == "nginx" && setup.nginx.empty()) run.skipped = "not installed (./lab setup --bench)";
-            else if (m.name == "nginx" && !sc.nginx) run.skipped = "no such endpoint in nginx";
-            else if (m.name == "nginx" && report.settings.text) run.skipped = "speaks HTTP, and --cmd asks for text";
-            else if (!m.command.empty() && !lg::lab_protocol(sc)) run.skipped = "needs WORK, which no lab asks for";
-            else if (m.name == "uring" && !uring_why_not.empty()) run.skipped = "io_uring is not available: " + uring_why_not;
-            if (!run.skipped.empty()) {
+        for (int round = 0; round < rounds; ++round) {
+            for (const lg::Row& row : rows_of(sc)) {
+                const lg::Model& m = row.model;
+                lg::Run run;
+                run.scenario = sc.name;
+                run.model = m.name;
+                run.label = m.label;
+                if (m.name == "nginx" && setup.nginx.empty()) run.skipped = "not installed (./lab setup --bench)";
+                else if (m.name == "nginx" && !sc.nginx) run.skipped = "no such endpoint in nginx";
+                else if (m.name == "nginx" && report.settings.text) run.skipped = "speaks HTTP, and --cmd asks for text";
+                else if (!m.command.empty() && !lg::lab_protocol(sc)) run.skipped = "needs WORK, which no lab asks for";
+                else if (m.name == "uring" && !uring_why_not.empty()) run.skipped = "io_uring is not available: " + uring_why_not;
+                if (!run.skipped.empty()) {
+                    report.runs.push_back(run);
+                    ++step;
+                    continue;
+                }
+                std::string what = fmt::format("{} · {}{}", sc.name, m.label,
+                                               rounds > 1 ? fmt::format(" · round {}", round + 1) : "");
+                progress.at(step, 0, what);
+                try {
+                    run.load.protocol = report.settings.text ? lg::Protocol::text : lg::Protocol::http;
+                    run.load.requests = report.settings.text ? sc.lines : sc.paths;
+                    run.load.weights = sc.weights;
+                    run.load.connections = row.connections;
+                    run.load.conn_per_request = row.conn_per_request;
+                    run.load.rate = row.rate;
+                    run.load.duration_s = duration;
+                    // Shorter than the run, so a connection that is never served shows as a timeout.
+                    run.load.timeout_s = std::clamp(duration / 2, 0.5, 2.0);
+                    if (sc.kind == lg::Scenario::cost) {
+                        run.load.duration_s = 0;  // a fixed count: CPU per connection
+                        run.load.total_requests = report.settings.cost_connections;
+                        run.load.connections = 8;
+                        run.load.timeout_s = 5;
+                    }
+                    lg::measure(setup, m, run, [&](const lg::LoadOptions& load, pid_t server) {
+                        auto bar = [&](double part) { progress.at(step, part, what); };
+                        if (sc.kind == lg::Scenario::uring) {  // and the server's system calls meanwhile
+                            auto counter = lg::TaskSyscalls::open(server, run.syscalls_note);
+                            lg::LoadResult r = lg::run_load(load, bar);
+                            if (counter) run.syscalls = static_cast<double>(counter->count());
+                            return r;
+                        }
+                        if (sc.kind == lg::Scenario::state) {  // and what the server counted
+                            lg::LoadResult r = lg::run_load(load, bar);
+                            std::string value = lg::ask(load.port, "GET hits\n");
+                            if (value.rfind("VALUE ", 0) == 0) run.counted = std::stoll(value.substr(6));
+                            return r;
+                        }
+                        if (sc.kind != lg::Scenario::c10k) return lg::run_load(load, bar);
+                        // The idle connections first, held open while the active clients ask.
+                        lg::IdleConnections held(load.port, idle, 3.0);
+                        int connected = held.connected();
+                        run.idle = {idle, connected, lg::held_connections_settled(server, load.port, connected)};
+                        return lg::run_load(load, bar);
+                    });
+                } catch (const std::exception& e) {
+                    run.skipped = fmt::format("failed: {}", e.what());
+                    ++failures;
+                }
                 report.runs.push_back(run);
                 ++step;
-                continue;
             }
-            std::string what = fmt::format("{} · {}{}", sc.name, m.label,
-                                           rounds > 1 ? fmt::format(" · round {}", round + 1) : "");
-            progress.at(step, 0, what);
-            try {
-                run.load.protocol = report.settings.text ? lg::Protocol::text : lg::Protocol::http;
-                run.load.requests = report.settings.text ? sc.lines : sc.paths;
-                run.load.weights = sc.weights;
-                run.load.connections = row.connections;
-                run.load.conn_per_request = row.conn_per_request;
-                run.load.rate = row.rate;
-                run.load.duration_s = duration;
-                // Shorter than the run, so a connection that is never served shows as a timeout.
-                run.load.timeout_s = std::clamp(duration / 2, 0.5, 2.0);
-                if (sc.kind == lg::Scenario::cost) {
-                    run.load.duration_s = 0;  // a fixed count: CPU per connection
-                    run.load.total_requests = report.settings.cost_connections;
-                    run.load.connections = 8;
-                    run.load.timeout_s = 5;
-                }
-                lg::measure(setup, m, run, [&](const lg::LoadOptions& load, pid_t server) {
-                    auto bar = [&](double part) { progress.at(step, part, what); };
-                    if (sc.kind == lg::Scenario::uring) {  // and the server's system calls meanwhile
-                        auto counter = lg::TaskSyscalls::open(server, run.syscalls_note);
-                        lg::LoadResult r = lg::run_load(load, bar);
-                        if (counter) run.syscalls = static_cast<double>(counter->count());
-                        return r;
-                    }
-                    if (sc.kind == lg::Scenario::state) {  // and what the server counted
-                        lg::LoadResult r = lg::run_load(load, bar);
-                        std::string value = lg::ask(load.port, "GET hits\n");
-                        if (value.rfind("VALUE ", 0) == 0) run.counted = std::stoll(value.substr(6));
-                        return r;
-                    }
-                    if (sc.kind != lg::Scenario::c10k) return lg::run_load(load, bar);
-                    // The idle connections first, held open while the active clients ask.
-                    lg::IdleConnections held(load.port, idle, 3.0);
-                    run.idle = {idle, held.connected(), lg::held_connections_settled(server, load.port, held.connected())};
-                    return lg::run_load(load, bar);
-                });
-            } catch (const std::exception& e) {
-                run.skipped = fmt::format("failed: {}", e.what());
-                ++failures;
-            }
-            report.runs.push_back(run);
-            ++step;
         }
     }
     progress.done();
