@@ -220,9 +220,10 @@ void Connection::begin_request(const Command& c) {
         auto done = [server, serial](Answer answer) {
             if (Connection* conn = server->find(serial)) conn->finish(answer);
         };
-        executing_ = true;  // before: a `done` called too soon must find the request under way
-        if (server_.delegate_(c, session_.framing(), done)) return;
-        executing_ = false;
+        if (server_.delegate_(c, session_.framing(), done)) {  // `done` comes later (server.hpp)
+            executing_ = true;
+            return;
+        }
     }
     if (c.verb == Verb::sleep) {
         executing_ = true;

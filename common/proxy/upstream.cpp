@@ -358,7 +358,7 @@ void Upstreams::failed(int backend, const std::string& why, bool timeout, Job jo
     a.status = timeout ? 504 : 502;
     // Not at once: from relay() (no backend to try) the client's connection
     // is still inside its request (EventServer::delegate). At the turn's end.
-    loop_.defer([done = std::move(job.done), a] { done(a); });
+    loop_.defer([done = std::move(job.done), a = std::move(a)] { done(a); });
 }
 
 }  // namespace sl
