@@ -33,8 +33,7 @@ from student import free_port  # noqa: E402
 # several workers: 01, 05 and 08 serve from one thread, and fail it for that. It runs on one model
 # of each kind of worker: processes x threads (04, in shared memory, as 02 and 03 count), a loop
 # per process (06: its loops take bursts of connections whole), threads (07, a map under a mutex).
-# 03 passes it too, in 15 s rather than 5: each of its workers serves one connection at a time, and
-# answers a batch of pipelined INCRs one write each, which Nagle holds for the client's delayed ACK.
+# 03 passes it too, more slowly: each of its workers serves one connection at a time.
 MODEL_LABS = {
     "single_process": {"single": []},
     "fork_per_conn": {"single": [], "fork": []},
@@ -50,11 +49,6 @@ MODEL_LABS = {
     # backend that refused alone for --fail-timeout (10 s by default, nginx's).
     "proxy": {"proxy": ["--workers", "2", "--backend", "{backend}", "--fail-timeout", "1"]},
 }
-
-# 09 answers SLEEP itself: common/event/connection.cpp's begin_request() makes a SLEEP a timer of
-# the proxy's own loop before it asks the delegate (Upstreams::relay), so no SLEEP reaches a backend.
-# Asking the delegate first fixes it (lab 9 then passes, 70 of 70); until then the lab says so.
-KNOWN_FAILURES = {}  # (model, lab): why it fails for now; a strict xfail, so a fix is noticed
 
 
 def student_dir(tmp_path, *files, name="student"):
@@ -152,9 +146,7 @@ def test_each_lab_page_lists_exactly_what_its_grade_checks_with_its_points(lab, 
                               f"{sorted(listed.keys() - wanted.keys())}")
 
 
-@pytest.mark.parametrize("model,lab", [
-    pytest.param(m, lab, marks=pytest.mark.xfail(reason=KNOWN_FAILURES[m, lab], strict=True))
-    if (m, lab) in KNOWN_FAILURES else (m, lab) for m, labs in MODEL_LABS.items() for lab in labs])
+@pytest.mark.parametrize("model,lab", [(m, lab) for m, labs in MODEL_LABS.items() for lab in labs])
 def test_our_models_pass_their_labs(bin_dir, uring_unavailable, tmp_path, model, lab):
     if model == "uring" and uring_unavailable:
         pytest.skip(uring_unavailable)  # 08 where io_uring cannot run: the reason it gives
@@ -219,13 +211,23 @@ CHEAT_VERDICTS = [
                                              "graceful_stop": "outlived their parent"}),
     ("one_reap_per_sigchld", "fork", [], {"no_zombies": "one SIGCHLD stood for several children"}),
     ("sigpipe_default", "single", [], {"survives_rude_clients": "killed by SIGPIPE"}),
+    ("first_line_per_read", "single", [],
+     {"protocol_pipelining_and_errors": "split the input on LF, not on recv() calls"}),
+    ("closes_only_on_quit", "single", [], {"no_fd_leak": "leaked per connection"}),
+    ("fork_parent_keeps_socket", "fork", [], {"no_fd_leak": "leaked per connection"}),
     ("herd_poll", "herd", ["--workers", "4"], {"few_workers_woken": "the thundering herd"}),
+    ("poll_on_blocking_socket", "herd", ["--workers", "4"],
+     {"workers_wait_in_poll": "the listening socket is blocking"}),
+    ("never_respawns", "supervision", [], {"respawn": "the dead were not replaced"}),
     ("forks_behind_decoys", "prefork", [], {"fixed_pool": "not workers before the clients came"}),
     ("locked_thread_pool", "threads", [], {"threads_serve_more_than_processes": "not served at the same time"}),
     ("fork_and_wait", "fork", [], {"concurrency": "connections are not served concurrently"}),
     ("thread_per_connection", "event", [], {"one_thread_serves_all": "a thread per connection or per SLEEP"}),
     ("sleep_in_threads", "event", [], {"one_thread_serves_all": "a thread per connection or per SLEEP"}),
     ("thread_pool", "event", [], {"one_thread_serves_all": "served by several threads, not by one loop"}),
+    ("sleep_in_the_loop", "event", [], {"hundred_sleepers_at_once": "as a sleep() in the loop"}),
+    ("blocking_line_read", "event", [],
+     {"split_request_does_not_stall_others": "the loop waited for the rest of that line"}),
     # Servers whose connect()s all succeed at once, served one at a time: a tester that counts
     # connects passes them; the contracts measure answers.
     ("eager_sequential", "fork", [], {"concurrency": "connections are not served concurrently"}),
@@ -241,11 +243,16 @@ CHEAT_VERDICTS = [
                                        "each_incr_answers_its_own_count": "two INCRs got the same count"}),
     ("never_stored", "state", [], {"every_incr_counted_once": "answered but never stored"}),
     ("one_loop_behind_decoys", "state", [], {"every_incr_counted_once": "served by one thread"}),
-    # Lab 9: proxies that block, leak, answer by themselves, or hold everything.
+    ("one_count_for_all_names", "state", [],
+     {"get_does_not_count_and_names_are_independent": "each name has a count of its own"}),
+    ("unbounded_counters", "state", [], {"counter_names_and_limit": "the table is bounded"}),
+    # Lab 9: proxies that block, leak, answer by themselves, hold everything, or hang up on a failure.
     ("proxy_blocking", "proxy", PROXY, {"slow_backend_request_does_not_block_others": "waited for one backend answer"}),
     ("proxy_never_closes_upstream", "proxy", PROXY, {"nothing_left_in_close_wait": "never closed its side"}),
     ("proxy_answers_itself", "proxy", PROXY, {"relays_to_the_backend": "the proxy answered by itself"}),
     ("proxy_unbounded_queue", "proxy", PROXY, {"backpressure_through_the_proxy": "Without a limit"}),
+    ("proxy_byte_pipe", "proxy", PROXY,
+     {"dead_backend_gets_an_error": "the client should get 'ERR ...' as soon as the backend's connection closes"}),
 ]
 
 

@@ -10,11 +10,10 @@ import socket
 from protocol import listener
 
 sock, options = listener(backend=True)
-host, _, port = options.backend.rpartition(":")
 
 
 def ask_backend(line):
-    with socket.create_connection((host, int(port))) as upstream:  # a connection per request
+    with socket.create_connection(options.backend) as upstream:  # a connection per request
         upstream.sendall(line + b"\n")
         answer = b""
         while not answer.endswith(b"\n"):  # blocks the whole proxy until the backend answers

@@ -10,14 +10,13 @@ import threading
 from protocol import listener
 
 sock, options = listener(backend=True)
-host, _, port = options.backend.rpartition(":")
 upstreams = []  # every backend connection ever opened, never closed
 
 
 def relay(conn):
     with conn:
         try:
-            upstream = socket.create_connection((host, int(port)))
+            upstream = socket.create_connection(options.backend)
         except OSError as e:
             conn.sendall(f"ERR upstream {e.strerror}\n".encode())
             return

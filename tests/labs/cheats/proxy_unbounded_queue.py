@@ -12,7 +12,6 @@ import threading
 from protocol import listener
 
 sock, options = listener(backend=True)
-host, _, port = options.backend.rpartition(":")
 
 
 def pump(source, sink):
@@ -51,7 +50,7 @@ def writer(conn, pending):
 
 def pair(conn):
     try:
-        upstream = socket.create_connection((host, int(port)))
+        upstream = socket.create_connection(options.backend)
     except OSError as e:
         conn.sendall(f"ERR upstream {e.strerror}\n".encode())
         conn.close()
