@@ -211,3 +211,27 @@ def test_a_server_that_writes_outside_its_directory_harms_nothing(tmp_path, bin_
     finally:
         listener.close()
         shutil.rmtree(victims, ignore_errors=True)
+
+
+@pytest.mark.skipif(not ROOT_USER, reason="without root the server runs as you, in your directory")
+def test_a_directory_too_large_to_copy_is_graded_in_a_read_only_view(tmp_path):
+    # A repository with its builds (1.3 GiB here with the sanitizer builds) once filled the server's
+    # 256 MiB /tmp with its copy: every server failed to start with "Exception occurred in preexec_fn".
+    place = server_dir(tmp_path, """
+        try:
+            open("mine.txt", "w").write("in my own directory")
+        except OSError:
+            pass
+        while True:
+            serve(sock.accept()[0])
+        """)
+    with open(place / "build.bin", "wb") as f:
+        f.truncate(65 << 20)  # sparse: larger than the copy allowance, costs the disk nothing
+    rc, verdict = grade("single", "python3", "server.py", "--port", "{port}", cwd=place,
+                        options=["--only", "protocol_answers"])
+    if not any("every other file system read-only" in note for note in verdict["contained"]):
+        pytest.skip(f"no mount namespace here: {verdict['contained']}")
+    assert rc == 0, f"a large directory is graded, not refused: {verdict}"
+    assert any("read-only view of its directory" in note for note in verdict["contained"]), (
+        f"the report says the server ran in a read-only view of its directory: {verdict['contained']}")
+    assert not (place / "mine.txt").exists(), "the submission as handed in was changed"

@@ -56,15 +56,17 @@ class Backend:
             self.server = await asyncio.start_server(self._serve, sock=sock, limit=2 * MAX_LINE)
         self._run(listen())
 
+    async def _die(self):
+        """Stops listening (a connect is then refused) and aborts every connection (a reset each)."""
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for w in list(self.writers):
+            w.transport.abort()
+
     def stop(self):
         """The backend dies: it stops listening (a connect is refused) and every connection closes at once."""
-        async def die():
-            if self.server is not None:
-                self.server.close()
-                self.server = None
-            for w in list(self.writers):
-                w.transport.abort()
-        self._run(die())
+        self._run(self._die())
 
     def close_connections(self):
         """The backend closes every connection it holds (a FIN each), and goes on listening."""
@@ -82,10 +84,7 @@ class Backend:
     def close(self):
         """Stops the backend for good: its connections' tasks end, then its loop and thread."""
         async def end():
-            if self.server is not None:
-                self.server.close()
-            for w in list(self.writers):
-                w.transport.abort()
+            await self._die()
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for t in tasks:
                 t.cancel()

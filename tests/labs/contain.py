@@ -13,7 +13,9 @@ Grading a class runs strangers' programs. As root, the grader:
   submission's directory in /tmp/submission as its working directory, owned
   by its uid. It can fill its tmpfs, not the disk; the teacher's files and
   the other submissions are not its to write; what it writes is thrown away
-  with the namespace, so each contract starts from the submission as handed in;
+  with the namespace, so each contract starts from the submission as handed in.
+  A directory of more than COPY_MAX (a repository with its builds, say) is
+  not copied for every server: it is bound there read-only instead;
 - kills every process of that uid after each contract, found by kill(-1)
   sent as that uid (every process it may signal: its own), until none is left.
 Where the kernel refuses a namespace (a container without CAP_SYS_ADMIN),
@@ -52,6 +54,7 @@ LIMITS = {  # per process, except NPROC: the processes and threads of the uid
 TMPFS = {"/tmp": "256m", "/var/tmp": "16m", "/dev/shm": "64m"}
 KEEP_WRITABLE = {"proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue"}  # kernel interfaces, not storage
 WORKDIR = "/tmp/submission"
+COPY_MAX = 64 * MIB  # larger directories are bound read-only, not copied (/tmp's tmpfs is 256m)
 WALL_S = 60  # per contract
 
 CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
@@ -75,10 +78,13 @@ def _loopback_up():
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack(ifreq, b"lo", flags | IFF_UP))
 
 
-def _private_file_systems():
-    """In a new mount namespace: fresh tmpfs on TMPFS's directories, every other storage read-only."""
+def _private_file_systems(keep=None):
+    """In a new mount namespace: fresh tmpfs on TMPFS's directories, every other storage read-only.
+    Returns a descriptor of directory `keep` opened in the new namespace before a tmpfs could hide it
+    (a bind mount's source must be a mount of the caller's namespace: an fd opened before unshare is not)."""
     _call("unshare", CLONE_NEWNS)
     _call("mount", b"none", b"/", None, MS_REC | MS_PRIVATE, None)  # nothing we mount propagates out
+    kept = os.open(keep, os.O_RDONLY | os.O_DIRECTORY) if keep else None
     for path, size in TMPFS.items():
         if os.path.isdir(path):
             _call("mount", b"tmpfs", path.encode(), b"tmpfs", 0, f"size={size},mode=1777".encode())
@@ -92,6 +98,29 @@ def _private_file_systems():
             _call("mount", None, point.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
         except OSError:
             pass  # a mount hidden below another one, or one the kernel locks: what covers it counts
+    return kept
+
+
+def _bind_read_only(source, target):
+    """`source` seen at `target`, read-only, in this mount namespace."""
+    os.mkdir(target)
+    _call("mount", source.encode(), target.encode(), None, MS_BIND | MS_REC, None)
+    _call("mount", None, target.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+
+
+def _larger_than(top, limit):
+    """Whether the regular files under `top` hold more than `limit` bytes (stops counting there)."""
+    total = 0
+    for where, _, files in os.walk(top):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(where, name))
+            except OSError:
+                continue
+            total += st.st_size if not os.path.islink(os.path.join(where, name)) else 0
+            if total > limit:
+                return True
+    return False
 
 
 def _copy_owned(source, target, uid):
@@ -132,7 +161,7 @@ class Containment:
             self.uid = free_uid()
             self._source = os.open(self.submission, os.O_RDONLY | os.O_DIRECTORY)  # inherited by each server
             self._network()
-            self.private_mounts = self._try_private_mounts()
+            self.private_mounts = self._try_private_mounts(big=_larger_than(self.submission, COPY_MAX))
         else:
             self.notes.append("runs as you, in your directory (as root it would get a uid, a copy and namespaces "
                               "of its own)")
@@ -152,7 +181,7 @@ class Containment:
         except OSError as e:
             self.notes.append(f"shares the machine's network ({e})")
 
-    def _try_private_mounts(self):
+    def _try_private_mounts(self, big):
         """Whether the kernel lets a child set up the private file systems (a container may not)."""
         child = os.fork()
         if child == 0:
@@ -163,7 +192,12 @@ class Containment:
                 os._exit(1)
         _, status = os.waitpid(child, 0)
         ok = os.waitstatus_to_exitcode(status) == 0
-        self.notes.append(f"runs as uid {self.uid} (no account, no groups), in a copy of its directory, "
+        self.copy = not (ok and big)
+        where = ("in a copy of its directory" if self.copy else
+                 f"in a read-only view of its directory (it holds more than {COPY_MAX // MIB} MiB, too much to "
+                 f"copy for each server: run ./lab grade from a directory that holds only your server to give it "
+                 f"a writable copy)")
+        self.notes.append(f"runs as uid {self.uid} (no account, no groups), {where}, "
                           + ("with its own tmpfs on " + ", ".join(f"{p} ({s})" for p, s in TMPFS.items())
                              + " and every other file system read-only" if ok else
                              "in the machine's file systems (no mount namespace here): it can write where "
@@ -172,7 +206,7 @@ class Containment:
 
     def popen_options(self):
         """Keyword arguments for subprocess.Popen that start the next server contained."""
-        limits, uid = self.limits, self.uid
+        limits, uid, submission = self.limits, self.uid, self.submission
 
         def set_limits():
             for which, value in limits.items():
@@ -193,8 +227,11 @@ class Containment:
 
         def in_child():  # after fork, as root, before exec: Popen's user= would come too early
             if source is not None:
-                _private_file_systems()
-                _copy_owned(source, workdir, uid)
+                if self.copy:
+                    _private_file_systems()
+                    _copy_owned(source, workdir, uid)
+                else:
+                    _bind_read_only(f"/proc/self/fd/{_private_file_systems(keep=submission)}", workdir)
             os.chdir(workdir)
             os.setgroups([])
             os.setgid(uid)

@@ -26,7 +26,7 @@ import zipfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "labs"))
-from labs import NAMES, POINTS  # noqa: E402
+from labs import NAMES, NEEDS_BACKEND, POINTS  # noqa: E402
 
 # What ./lab grade needs, and nothing else: copied into the bundles.
 GRADER_FILES = ["lab", "tests/labs/grade.py", "tests/labs/labs.py", "tests/labs/contain.py", "tests/labs/student.py",
@@ -110,7 +110,7 @@ STEP = """\
 
 def example_command(lab):
     """A `command` file's line: lab proxy's names the grader's backend too."""
-    return "python3 server.py --port {port}" + (" --backend {backend}" if lab == "proxy" else "")
+    return "python3 server.py --port {port}" + (" --backend {backend}" if lab in NEEDS_BACKEND else "")
 
 
 def copy_files(names, target):

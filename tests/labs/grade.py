@@ -28,7 +28,7 @@ import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parents[1] / "tools" / "proc")]
-from labs import LABS, NAMES, POINTS  # noqa: E402
+from labs import LABS, NAMES, NEEDS_BACKEND, POINTS  # noqa: E402
 
 FORMATS = ("text", "json", "gradescope")
 
@@ -190,8 +190,8 @@ def parse(argv):
         print("grade: the command needs a {port} argument for the port the grader picks, e.g. "
               "--port {port}", file=sys.stderr)
         return 2
-    if lab == "proxy" and not any("{backend}" in a for a in command):
-        print("grade: lab proxy relays to a backend the grader starts: the command needs a {backend} argument, "
+    if lab in NEEDS_BACKEND and not any("{backend}" in a for a in command):
+        print(f"grade: lab {lab} relays to a backend the grader starts: the command needs a {{backend}} argument, "
               "which becomes its HOST:PORT, e.g. --backend {backend}", file=sys.stderr)
         return 2
     if not os.path.isdir(cwd):

@@ -24,6 +24,7 @@ LABS = [
      "docs/labs/9-proxy.md"),
 ]
 NAMES = [name for name, _, _ in LABS]
+NEEDS_BACKEND = {"proxy"}  # labs whose command relays to the grader's backend: it takes {backend} (HOST:PORT)
 TOTAL = 70
 
 LESSON, KEPT = True, False

@@ -2,10 +2,12 @@
 are blocked, who holds which connection, how much CPU each thread used, and
 clients that measure answers (never connects: the kernel completes a connect as
 soon as the connection is queued, served or not)."""
+import collections
 import os
 import platform
 import socket
 import struct
+import threading
 import time
 
 import proc
@@ -129,6 +131,11 @@ def held_connections(server, client_ports=None):
                if state == proc.ESTABLISHED and inode and (client_ports is None or remote in client_ports)}
     owners = proc.holders(server.processes(), sockets.values())
     return {port: owners.get(inode, set()) for port, inode in sockets.items()}
+
+
+def holder_pids(server, client_ports=None):
+    """{pids of the server that hold one of those connections or more}: held_connections' owners, together."""
+    return {p for owners in held_connections(server, client_ports).values() for p in owners}
 
 
 def listening_sockets(server):
@@ -296,7 +303,7 @@ def placed_connections(server, wanted=16, most=48, batch=4, timeout=30):
         clients += new
         if len(clients) < wanted:
             continue
-        holders = {p for owners in held_connections(server, {port_of(c) for c in clients}).values() for p in owners}
+        holders = holder_pids(server, {port_of(c) for c in clients})
         if len(holders) >= 2 or len(server.processes()) == 1:
             break
     return clients, ponged
@@ -309,7 +316,6 @@ def incr_load(server, name, rounds_of, batch=10, timeout=30):
     connections at a time serves the others after them (they wait in its backlog). Meanwhile
     the processes holding the server's side of these connections, and each thread's CPU, are
     sampled from /proc every 20 ms."""
-    import threading
     conns, ponged = placed_connections(server, timeout=timeout)
     ports = {port_of(c) for c in conns}
     rounds = [rounds_of(n) for n in range(len(conns))]
@@ -332,11 +338,11 @@ def incr_load(server, name, rounds_of, batch=10, timeout=30):
     before = thread_cpu_ns(server)
     latest = dict(before)  # each thread's CPU when last seen: a thread per connection ends with its client
     began = time.monotonic()
-    holders = {p for owners in held_connections(server, ports).values() for p in owners}  # a fast load ends at once
+    holders = holder_pids(server, ports)  # a fast load ends at once
     for t in threads:
         t.start()
     while any(t.is_alive() for t in threads) and time.monotonic() - began < timeout:
-        holders |= {p for owners in held_connections(server, ports).values() for p in owners}
+        holders |= holder_pids(server, ports)
         latest.update(thread_cpu_ns(server))
         time.sleep(0.02)
     for t in threads:
@@ -368,8 +374,4 @@ def close_wait_sockets(server, ports):
     `ss -tan state close-wait` shows, read from /proc/net/tcp."""
     inodes = {inode for state, local, remote, inode in proc.tcp_table()
               if state == proc.CLOSE_WAIT and inode and (local in ports or remote in ports)}
-    counts = {}
-    for inode, pids in proc.holders(server.processes(), inodes).items():
-        for p in pids:
-            counts[p] = counts.get(p, 0) + 1
-    return counts
+    return collections.Counter(p for pids in proc.holders(server.processes(), inodes).values() for p in pids)

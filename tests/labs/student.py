@@ -72,7 +72,9 @@ class StudentServer:
     def __init__(self, argv, containment, startup_timeout=10.0, backend=None):
         self.containment = containment
         self.port = free_port()
-        self.argv = [a.replace("{port}", str(self.port)).replace("{backend}", backend or "{backend}") for a in argv]
+        self.argv = [a.replace("{port}", str(self.port)) for a in argv]
+        if backend:
+            self.argv = [a.replace("{backend}", backend) for a in self.argv]
         self.output = tempfile.TemporaryFile()
         self.grader = os.getpid()
         try:

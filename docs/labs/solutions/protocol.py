@@ -100,14 +100,20 @@ def serve(conn, stop_fd=None):
                 return
 
 
+def host_port(text):
+    """--backend's HOST:PORT -> (host, port), as socket.create_connection() takes it."""
+    host, _, port = text.rpartition(":")
+    return host, int(port)
+
+
 def listener(backend=False):
-    """Parses --port and --workers (and with `backend`, lab 9's --backend HOST:PORT), and returns
-    (listening socket, options)."""
+    """Parses --port and --workers (and with `backend`, lab 9's --backend HOST:PORT, into options.backend
+    as (host, port)), and returns (listening socket, options)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--workers", type=int, default=2)
     if backend:
-        parser.add_argument("--backend", required=True, help="HOST:PORT of the server to relay to")
+        parser.add_argument("--backend", type=host_port, required=True, help="HOST:PORT of the server to relay to")
     options = parser.parse_args()
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

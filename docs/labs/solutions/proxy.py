@@ -149,13 +149,13 @@ def after(pair, action=None):
         action()
     cut_requests(pair)
     client, backend = pair.client, pair.backend
-    if backend is not None and backend.eof:
-        if pair.waiting:  # it closed owing answers
-            backend_gone(pair, "closed the connection")
-        elif not backend.out:
-            # Done: QUIT's BYE, or the backend ended the connection. The client gets what it was sent, then a FIN.
-            backend_gone(pair, "closed the connection")
+    if backend is not None and backend.eof and (pair.waiting or not backend.out):
+        # It closed owing answers (each is answered ERR), or it is done: QUIT's BYE, or the backend ended the
+        # connection. When done, the client gets what it was sent, then a FIN. (Asked before backend_gone() zeroes
+        # pair.waiting.)
+        if not pair.waiting:
             client.eof = True
+        backend_gone(pair, "closed the connection")
         backend = pair.backend
     if client.eof and not pair.inbuf and not client.out and (backend is None or not pair.waiting and not backend.out):
         return close(pair)
@@ -183,8 +183,7 @@ def after(pair, action=None):
 
 def main():
     listening, options = listener(backend=True)
-    host, _, port = options.backend.rpartition(":")
-    backend_address = (host, int(port))
+    backend_address = options.backend
     listening.setblocking(False)
     sel.register(listening, selectors.EVENT_READ, None)
     while True:
