@@ -133,6 +133,7 @@ void LoopThreads::shard_counters() {
     for (auto& asker : loops_) {
         LoopThread* from = asker.get();
         from->context().store = &from->own_store();  // the names it owns
+        from->own_store().share_limit(sharded_names_);  // at most kMaxCounters in all the shards
         from->server().delegate([this, from](const Command& c, Framing, std::function<void(Answer)> done) {
             if (c.verb != Verb::incr && c.verb != Verb::get) return false;
             LoopThread* owner = loops_[std::hash<std::string>{}(c.text) % loops_.size()].get();

@@ -113,7 +113,8 @@ public:
     /// --state sharded: INCR and GET of a name go to the loop that owns it
     /// (a hash of the name), through that loop's queue; its answer comes
     /// back through the asking loop's queue. Each loop counts its own names
-    /// in its own map: no lock anywhere (Seastar's submit_to).
+    /// in its own map: no lock anywhere (Seastar's submit_to); only a new
+    /// name takes a place of the server's kMaxCounters, with one atomic add.
     void shard_counters();
 
     /// In loop `me`'s thread, every turn: is every loop done (stopping, no
@@ -132,6 +133,7 @@ public:
 
 private:
     std::vector<std::unique_ptr<LoopThread>> loops_;
+    std::atomic<size_t> sharded_names_{0};  // --state sharded: names in all the shards (the limit is the server's)
     size_t next_ = 0;
     int64_t started_ms_;
 };

@@ -15,10 +15,20 @@ std::string check_counter_name(std::string_view name) {
     return {};
 }
 
+bool LocalStore::take_place_for_a_new_name() {
+    if (!shared_names_) return counts_.size() < kMaxCounters;
+    // Take a place, and give it back if there was none: two shards that
+    // race for the last place cannot both get it. A refusal only comes when
+    // kMaxCounters names were already placed, so none comes too early.
+    if (shared_names_->fetch_add(1, std::memory_order_relaxed) < kMaxCounters) return true;
+    shared_names_->fetch_sub(1, std::memory_order_relaxed);
+    return false;
+}
+
 std::optional<uint64_t> LocalStore::incr(std::string_view name) {
     auto it = counts_.find(std::string(name));
     if (it == counts_.end()) {
-        if (counts_.size() >= kMaxCounters) return std::nullopt;
+        if (!take_place_for_a_new_name()) return std::nullopt;
         it = counts_.emplace(std::string(name), 0).first;
     }
     return ++it->second;

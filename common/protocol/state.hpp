@@ -13,6 +13,7 @@
 // (--state local), where each worker counts alone. See docs/07-event-loop-threads.md.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -53,8 +54,17 @@ public:
     std::optional<uint64_t> incr(std::string_view name) override;
     uint64_t get(std::string_view name) override;
 
+    /// Shards of one table (07 --state sharded) share the limit: each new
+    /// name takes one of kMaxCounters places from `names`, the count of
+    /// every shard's names. An atomic touched once per new name, never
+    /// per INCR: the shards still count without a lock.
+    void share_limit(std::atomic<size_t>& names) { shared_names_ = &names; }
+
 private:
+    bool take_place_for_a_new_name();
+
     std::unordered_map<std::string, uint64_t> counts_;
+    std::atomic<size_t>* shared_names_ = nullptr;  // null: the limit is this map's own
 };
 
 /// The same map under a std::mutex, for the threads of one process. Every

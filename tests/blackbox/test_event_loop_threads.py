@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from harness import counts_read, incr_from_clients, kv, wait_until
+from harness import counts_read, incr_from_clients, kv, wait_until, wchan
 
 ACCEPTS = ["main-reactor", "reuseport", "epoll-exclusive"]
 
@@ -44,7 +44,7 @@ def test_every_loop_serves_and_a_hundred_sleepers_are_answered_together(start, a
     assert tids, "the loops never all started"
 
     def all_asleep():
-        return all("epoll" in open(f"/proc/{server.pid}/task/{t}/wchan").read() for t in tids)
+        return all("epoll" in wchan(t) for t in tids)
 
     assert wait_until(all_asleep, 10), f"the loops {tids} never all slept in epoll_wait"
     answers, began = [], time.monotonic()
@@ -158,3 +158,18 @@ def test_sharded_counts_need_no_lock_and_still_answer_in_order(start):
         c.send("".join(f"INCR n{i}\nPING\n" for i in range(50)))
         got = [c.line() for _ in range(100)]
     assert got == [a for _ in range(50) for a in ("VALUE 1", "PONG")], got[:10]
+
+
+@pytest.mark.parametrize("state", ["shared", "sharded"])
+def test_the_name_limit_is_the_servers_not_each_loops(start, state):
+    # protocol.md: at most 1024 names. Sharded, each loop keeps the names it
+    # owns: the limit must still count every shard's names, once.
+    server = start("event_loop_threads", "--threads", "3", "--state", state)
+    with server.connect(timeout=20) as c:
+        c.send("".join(f"INCR n{i}\n" for i in range(1024)))
+        got = [c.line() for _ in range(1024)]
+        assert got == ["VALUE 1"] * 1024, f"--state {state}: the first 1024 names each count 1"
+        refused = [c.ask(f"INCR more{i}") for i in range(6)]
+        assert refused == ["ERR too many counters (at most 1024)"] * 6, (
+            f"--state {state}, 3 loops: names after the 1024th, owned by whichever loop, must be refused: {refused}")
+        assert c.ask("INCR n7") == "VALUE 2", "the names already there count on"

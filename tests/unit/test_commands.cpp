@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -127,4 +128,17 @@ TEST(Commands, TheTableRefusesTheNameAfterItsLimitAndCountsTheOthersOn) {
     EXPECT_TRUE(refused.error);
     EXPECT_EQ(refused.line, "ERR too many counters (at most 1024)");
     EXPECT_EQ(sl::execute(sl::parse_command("INCR n3"), server).line, "VALUE 2");
+}
+
+TEST(Commands, ShardsThatShareTheLimitRefuseTheNameAfterItTogether) {
+    std::atomic<size_t> names{0};
+    sl::LocalStore a, b;
+    a.share_limit(names);
+    b.share_limit(names);
+    for (size_t i = 0; i < sl::kMaxCounters; ++i)
+        ASSERT_TRUE((i % 2 ? a : b).incr("n" + std::to_string(i))) << "name " << i << " of the limit";
+    EXPECT_FALSE(a.incr("one-more")) << "the shards hold kMaxCounters names between them: a new one is refused";
+    EXPECT_FALSE(b.incr("one-more")) << "in every shard";
+    EXPECT_EQ(a.incr("n1"), 2u) << "the names already there count on";
+    EXPECT_EQ(names.load(), sl::kMaxCounters) << "a refused name gives its place back";
 }
