@@ -27,6 +27,7 @@ import pathlib
 import re
 
 import markdown
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -152,6 +153,7 @@ REJECTED = [
     (r"大声", "报错并退出（不直译 loudly）", None),
     (r"烧掉", "占满、耗掉（不直译 burn）", None),
     (r"原地狂转", "空转", None),
+    (r"round.robin[^。]{0,30}轮询|轮询[^。]{0,30}round.robin|默认轮询", "轮转（轮询是 poll）", None),
 ]
 
 NEAR = 30
@@ -186,6 +188,19 @@ def rejected_variants(path):
                 near = text[max(0, m.start() - NEAR):m.end() + NEAR]
                 if not (legitimate and re.search(legitimate, near)):
                     yield number, m.group(0), use
+
+
+@pytest.mark.parametrize("sentence,use", [
+    ("主进程把连接依次交给下一个工作进程（round-robin，轮询）。", "轮转"),
+    ("Node 把它叫作句柄传递。", "描述符传递"),
+    ("每个套接字都有一个接收缓冲区。", "socket"),
+])
+def test_the_checker_flags_a_rejected_variant_put_into_a_page(tmp_path, sentence, use):
+    page = tmp_path / "03-prefork.md"
+    page.write_text((ZH / "03-prefork.md").read_text(encoding="utf-8") + "\n" + sentence + "\n", encoding="utf-8")
+    assert not list(rejected_variants(ZH / "03-prefork.md")), "the page as it is uses no rejected variant"
+    assert any(u.startswith(use) for _, _, u in rejected_variants(page)), (
+        f"a page saying {sentence!r} must be told to use {use}: the checker missed it")
 
 
 def test_no_chinese_page_uses_a_rejected_variant():
