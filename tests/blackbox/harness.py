@@ -97,6 +97,13 @@ class Server:
         self.kill()
 
 
+def unused_port():
+    """A loopback port nobody listens on (bound, then released): connects to it are refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class Client:
     """A text-framing client: send lines, read answer lines, all with timeouts."""
 

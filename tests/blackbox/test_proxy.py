@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from harness import HOST, children_of, kv, rss_kib, rss_measures_memory, wait_until
+from harness import HOST, Client, children_of, kv, rss_kib, rss_measures_memory, unused_port, wait_until
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -133,10 +133,7 @@ def test_connections_to_the_backend_are_kept_alive_and_reused(start, backend):
 
 def test_a_refusing_backend_is_skipped_and_when_all_fail_the_client_is_told(start, backend):
     alive = backend()
-    dead = socket.socket()
-    dead.bind((HOST, 0))
-    port = dead.getsockname()[1]
-    dead.close()  # nobody listens there: connects are refused
+    port = unused_port()  # connects are refused
     proxy = start("proxy", "--workers", "1", "--backend", f"{HOST}:{port}", "--backend", f"{HOST}:{alive.port}")
     with proxy.connect() as c:
         answers = [c.ask("PING") for _ in range(6)]
@@ -279,24 +276,14 @@ def test_when_no_backend_is_up_a_half_closed_client_gets_its_errors_then_the_end
     # Every backend down: the proxy knows the answer (ERR upstream) before it
     # has sent anything. Such an answer must still come like any other, and
     # the client's end still close the connection (before: it hung there).
-    dead = socket.socket()
-    dead.bind((HOST, 0))
-    port = dead.getsockname()[1]
-    dead.close()  # nobody listens there: connects are refused
+    port = unused_port()  # connects are refused
     proxy = start("proxy", "--workers", "1", "--backend", f"{HOST}:{port}")
     for _ in range(3):
-        with socket.create_connection((HOST, proxy.port), timeout=5) as s:
-            s.sendall(b"PING\nPING\n")
-            s.shutdown(socket.SHUT_WR)
-            s.settimeout(3)
-            got, ended = b"", False
-            try:
-                while chunk := s.recv(4096):
-                    got += chunk
-                ended = True
-            except TimeoutError:
-                pass
-            lines = got.decode().splitlines()
+        with Client(HOST, proxy.port) as c:
+            c.send("PING\nPING\n")
+            c.sock.shutdown(socket.SHUT_WR)
+            ended = c.closed_by_server(timeout=3)
+            lines = c.buf.decode().splitlines()
             assert len(lines) == 2 and all(line.startswith("ERR upstream ") for line in lines), lines
             assert ended, "the proxy answered, then never closed the half-closed connection (3 s)"
 
@@ -311,3 +298,32 @@ def test_a_half_closed_client_gets_its_answers_then_the_end(start, backend):
         while chunk := s.recv(4096):
             got += chunk
     assert got == b"PONG\nSLEPT 100\nlast\n", got
+
+
+def test_the_proxy_master_supervises_as_06_does(start, backend, bin_dir):
+    # 09 is 06's architecture: a killed worker is replaced, and a rolling
+    # restart (HUP), a pool grown (TTIN) and shrunk (TTOU) under load lose no
+    # request, relayed ones included.
+    proxy = proxy_of(start, backend(), args=("--trace",))
+    assert wait_until(lambda: len(children_of(proxy.pid)) == 2, 10), "the proxy starts 2 workers"
+    victim = children_of(proxy.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    assert wait_until(lambda: len(children_of(proxy.pid)) == 2 and victim not in children_of(proxy.pid), 10), (
+        f"worker {victim} was killed and not replaced:\n{proxy.stderr()[-1500:]}")
+    with Client(HOST, proxy.port, timeout=5) as c:
+        assert c.ask("PING") == "PONG", "the replacement worker relays"
+    load = subprocess.Popen([bin_dir / "loadgen", "--port", str(proxy.port), "--json", "--conn-per-request",
+                             "--connections", "8", "--duration", "3", "--timeout", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    for sig in [signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGHUP]:
+        proxy.signal(sig)
+        time.sleep(0.5)
+    report = json.loads(load.communicate(timeout=30)[0])
+    assert proxy.stop(timeout=15) == 0, "a graceful stop exits with status 0"
+    trace = proxy.stderr()
+    for seen in ("SIGHUP: starting generation", "SIGTTOU: retiring worker"):
+        assert seen in trace, f"no '{seen}' in the trace: the test did not exercise it"
+    assert report["errors"] == 0 and report["ok"] > 300, (
+        f"{report['errors']} of {report['sent']} requests lost while the proxy's workers were restarted "
+        f"(HUP x2, TTIN, TTOU): {report['failures']}")

@@ -125,7 +125,7 @@ def test_children_signalled_right_after_fork_stop_alone(start, bin_dir, model):
 
 # ---- graceful stop and rolling restart under load -------------------------------------------
 
-@pytest.mark.parametrize("model", ["fork_per_conn", *POOLS, "event_loop", "event_loop_threads"])
+@pytest.mark.parametrize("model", ["fork_per_conn", *POOLS, "event_loop", "event_loop_threads", "uring"])
 def test_graceful_stop_under_load_answers_every_accepted_connection(start, bin_dir, model):
     server = start(model, *(["--workers", "2"] if model in POOLS else []))
     load = Load(bin_dir, server.port, seconds=3)
@@ -304,7 +304,7 @@ def test_fork_failure_is_logged_survived_and_recovered(bin_dir, model):
 SLOWLORIS = [b"", b"PIN", b"ECHO never finis", b"GET /ping HTTP/1.1\r\nHost: x\r\n", b"GET /pi"]
 
 
-@pytest.mark.parametrize("model", ["fork_per_conn", *POOLS, "event_loop", "event_loop_threads"])
+@pytest.mark.parametrize("model", ["fork_per_conn", *POOLS, "event_loop", "event_loop_threads", "uring"])
 def test_slowloris_connections_are_closed_after_the_idle_timeout(start, model):
     server = start(model, "--idle-timeout", "1", *(["--workers", "2"] if model in POOLS else []))
     # 02 and 04 hold them all at once; 03's 2 workers take 2 at a time, a second each.

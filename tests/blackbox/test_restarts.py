@@ -143,7 +143,8 @@ def test_connections_a_leaving_reuseport_worker_adopts_are_told_too(start):
         "connections it adopted after its stop were served on and on\n" + server.stderr()[-1500:])
 
 
-@pytest.mark.parametrize("model", ["single_process", "prefork", "prefork_threads", "event_loop", "prefork_event_loop"])
+@pytest.mark.parametrize("model", ["single_process", "prefork", "prefork_threads", "event_loop", "prefork_event_loop",
+                                   "event_loop_threads", "uring"])
 def test_the_answer_in_flight_at_a_stop_says_it_is_the_last(start, model):
     # A stop that comes while a request runs: its answer says Connection:
     # close (the client will send nothing more on it), and the server ends

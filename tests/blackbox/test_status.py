@@ -18,6 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 ARGS = {"prefork": ["--workers", "2"], "prefork_threads": ["--workers", "2", "--threads", "2"],
         "prefork_event_loop": ["--workers", "2"]}
 WORKER_PROCESSES = {"prefork": 2, "prefork_threads": 2, "prefork_event_loop": 2}
+THREAD_ROWS = {"prefork_threads": 4}  # 2 workers x 2 threads
 
 
 def get(server, path):
@@ -34,7 +35,7 @@ def start_ready(start, model, *extra):
         # machine may run neither for a while): ready once the table has them all.
         def table_has_every_worker():
             rows = json.loads(get(server, "/status.json")[1])["workers"]
-            threads_started = model != "prefork_threads" or sum(r["thread"] is not None for r in rows) == 4
+            threads_started = sum(r["thread"] is not None for r in rows) == THREAD_ROWS.get(model, 0)
             return {r["pid"] for r in rows if r["thread"] is None} == set(children_of(server.pid)) and threads_started
         assert wait_until(table_has_every_worker, timeout=10), \
             f"{model}: workers {children_of(server.pid)} never all had a row in /status.json"
@@ -73,7 +74,7 @@ def test_status_json_has_a_row_per_worker_with_its_state(start, model):
         assert processes == set(children_of(server.pid)), f"{model}: rows for {processes}, workers are " \
                                                           f"{children_of(server.pid)}"
     if model == "prefork_threads":
-        assert sum(1 for r in rows if r["thread"] is not None) == 4, f"2 workers x 2 threads: {rows}"
+        assert sum(1 for r in rows if r["thread"] is not None) == THREAD_ROWS[model], f"2 workers x 2 threads: {rows}"
     assert set(doc["legend"]) >= {r["state"] for r in rows}, f"a state letter missing from the legend: {doc}"
     for key in ("generation", "accepts", "requests", "wakeups", "spurious", "open", "cpu_ms"):
         assert all(key in r for r in rows), f"{model}: rows without {key}: {rows}"

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from harness import children_of, wait_until
+from harness import children_of, unused_port, wait_until
 
 TOP = pathlib.Path(__file__).resolve().parents[2] / "tools" / "views" / "top.py"
 needs_tmux = pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is not installed (./lab setup)")
@@ -114,10 +114,7 @@ def test_once_prints_a_plain_snapshot(start):
 
 
 def test_without_a_server_it_says_so_and_exits_non_zero():
-    import socket
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = unused_port()
     r = subprocess.run(["/usr/bin/python3", str(TOP), "--port", str(port), "--once"], capture_output=True,
                        text=True, timeout=20)
     assert r.returncode != 0 and "no status from" in r.stderr, (r.returncode, r.stderr)
