@@ -66,10 +66,10 @@ def test_requests_split_across_reads_and_pipelined_are_answered_in_order(start, 
             "a request split over several reads, then four in one write: answered in order"
 
 
-@pytest.mark.parametrize("model", LOOPS)
+@pytest.mark.parametrize("model", [*LOOPS, "event_loop_threads"])
 def test_a_client_that_never_reads_cannot_grow_the_server(start, model):
     """Backpressure: past --output-limit the server stops reading that connection."""
-    server = start(model, "--output-limit", "65536")
+    server = start(model, "--output-limit", "65536", *(["--threads", "2"] if model == "event_loop_threads" else []))
     before = rss_kib(server.pid)
     greedy = socket.create_connection(("127.0.0.1", server.port), timeout=5)
     greedy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -236,8 +236,8 @@ def test_it_raises_its_descriptor_limit_to_hold_thousands_of_connections(bin_dir
         server.kill()
 
 
-@pytest.mark.parametrize("model,trigger", [(m, t) for m in ("event_loop", "prefork_event_loop") for t in ("level", "edge")]
-                         + [("uring", None)])
+@pytest.mark.parametrize("model,trigger", [(m, t) for m in ("event_loop", "prefork_event_loop", "event_loop_threads")
+                                           for t in ("level", "edge")] + [("uring", None)])
 def test_a_client_that_never_pauses_does_not_keep_the_others_waiting(start, model, trigger):
     # One client pipelines PINGs from one thread and reads its answers from
     # another: its socket is never empty. Edge-triggered, the rule is to read
@@ -245,7 +245,8 @@ def test_a_client_that_never_pauses_does_not_keep_the_others_waiting(start, mode
     # a turn and comes back for the rest after the others had their turn.
     # (08 gets a completion per buffer received, every connection's in turn.)
     server = start(model, *(["--trigger", trigger] if trigger else []),
-                   *(["--workers", "1"] if model == "prefork_event_loop" else []))
+                   *(["--workers", "1"] if model == "prefork_event_loop" else []),
+                   *(["--threads", "1"] if model == "event_loop_threads" else []))  # the flood and the other share a loop
     assert model != "prefork_event_loop" or wait_until(lambda: len(children_of(server.pid)) == 1, 10)
     # The other client waits for about a turn of the flooding one: 50 ms, or
     # six times what 64 KiB of PINGs alone takes this build here (a sanitizer
