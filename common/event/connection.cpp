@@ -57,7 +57,6 @@ bool Connection::open() {
         log("conn {}: epoll_ctl: {} (closing it)", serial_, std::strerror(errno));
         return false;
     }
-    registered_ = true;
     watching_ = EPOLLIN;
     deadline_ms_ = monotonic_ms() + idle_ms_;
     arm_idle_timer();

@@ -90,7 +90,6 @@ private:
     int64_t idle_ms_;
     Buffer in_, out_;
     uint32_t watching_ = 0;     // what epoll waits for now (EPOLLIN, EPOLLOUT)
-    bool registered_ = false;   // added to epoll (then each change is a MOD)
     bool may_read_ = false;     // edge-triggered: input may wait unread (no EAGAIN since the last event)
     bool coming_back_ = false;  // serve_again() is deferred already
     int64_t deadline_ms_ = 0;   // the idle timer closes the connection then (lingering: gives up)
