@@ -34,21 +34,21 @@ void check(const sl::Command& c) {
     case sl::Verb::incr:
     case sl::Verb::get:
         if (!sl::check_counter_name(c.text).empty()) std::abort();  // only valid names reach a store
-        [[fallthrough]];
+        break;
     case sl::Verb::invalid:
-        if (c.error.empty()) std::abort();
-        [[fallthrough]];
-    default: {
-        sl::Answer a = sl::execute(c, server);
-        // One line per answer, except ECHO (the client's bytes) and STATUS,
-        // whose rows follow its header line by design (docs/protocol.md).
-        if (a.line.find('\n') != std::string::npos && c.verb != sl::Verb::echo && c.verb != sl::Verb::status)
-            std::abort();
-        // An error answer for a malformed command, and for INCR of a new name in a full table only.
-        if (c.verb == sl::Verb::invalid && !a.error) std::abort();
-        if (a.error && c.verb != sl::Verb::invalid && c.verb != sl::Verb::incr) std::abort();
+        if (c.error.empty()) std::abort();  // a malformed command says why
+        break;
+    default:
+        break;
     }
-    }
+    sl::Answer a = sl::execute(c, server);
+    // One line per answer, except ECHO (the client's bytes) and STATUS,
+    // whose rows follow its header line by design (docs/protocol.md).
+    if (a.line.find('\n') != std::string::npos && c.verb != sl::Verb::echo && c.verb != sl::Verb::status)
+        std::abort();
+    // An error answer for a malformed command, and for INCR of a new name in a full table only.
+    if (c.verb == sl::Verb::invalid && !a.error) std::abort();
+    if (a.error && c.verb != sl::Verb::invalid && c.verb != sl::Verb::incr) std::abort();
 }
 
 }  // namespace
