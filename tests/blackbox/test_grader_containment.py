@@ -227,6 +227,7 @@ def test_a_directory_too_large_to_copy_is_graded_in_a_read_only_view(tmp_path):
         """)
     with open(place / "build.bin", "wb") as f:
         f.truncate(65 << 20)  # sparse: larger than the copy allowance, costs the disk nothing
+    place.chmod(0o777)  # so that only the read-only view can refuse the server's write
     rc, verdict = grade("single", "python3", "server.py", "--port", "{port}", cwd=place,
                         options=["--only", "protocol_answers"])
     if not any("every other file system read-only" in note for note in verdict["contained"]):

@@ -37,6 +37,7 @@ import resource
 import shutil
 import signal
 import socket
+import stat
 import struct
 import tempfile
 import time
@@ -58,7 +59,8 @@ COPY_MAX = 64 * MIB  # larger directories are bound read-only, not copied (/tmp'
 WALL_S = 60  # per contract
 
 CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
-MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 32, 4096, 16384, 1 << 18
+KEPT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC}  # a bind remount sets its flags anew
 PR_SET_NO_NEW_PRIVS = 38
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
@@ -87,37 +89,41 @@ def _private_file_systems(keep=None):
     kept = os.open(keep, os.O_RDONLY | os.O_DIRECTORY) if keep else None
     for path, size in TMPFS.items():
         if os.path.isdir(path):
-            _call("mount", b"tmpfs", path.encode(), b"tmpfs", 0, f"size={size},mode=1777".encode())
+            _call("mount", b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777".encode())
     with open("/proc/self/mountinfo") as f:
-        mounts = [(line.split()[4], line.split(" - ")[1].split()[0]) for line in f]
-    for point, fstype in mounts:
+        mounts = [(line.split()[4], line.split()[5], line.split(" - ")[1].split()[0]) for line in f]
+    for point, options, fstype in mounts:
         point = point.encode().decode("unicode_escape")  # mountinfo escapes spaces as \040
         if fstype in KEEP_WRITABLE or point in TMPFS:
             continue
+        flags = sum(flag for name, flag in KEPT_FLAGS.items() if name in options.split(","))
         try:  # MS_BIND: this namespace's view of the mount becomes read-only, not the file system
-            _call("mount", None, point.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+            _call("mount", None, point.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags, None)
         except OSError:
             pass  # a mount hidden below another one, or one the kernel locks: what covers it counts
     return kept
 
 
 def _bind_read_only(source, target):
-    """`source` seen at `target`, read-only, in this mount namespace."""
+    """`source` seen at `target`, read-only, in this mount namespace. Not MS_REC: a mount below
+    `source` would come along with its own flags, writable. The remount sets the flags anew, so it
+    names nodev and nosuid too: a device node in the submission must not reach the device, and
+    read-only does not stop writes to a device."""
     os.mkdir(target)
-    _call("mount", source.encode(), target.encode(), None, MS_BIND | MS_REC, None)
-    _call("mount", None, target.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+    _call("mount", source.encode(), target.encode(), None, MS_BIND, None)
+    _call("mount", None, target.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NODEV | MS_NOSUID, None)
 
 
 def _larger_than(top, limit):
     """Whether the regular files under `top` hold more than `limit` bytes (stops counting there)."""
     total = 0
-    for where, _, files in os.walk(top):
+    for where, _, files in os.walk(top):  # symbolic links to directories are not followed
         for name in files:
             try:
                 st = os.lstat(os.path.join(where, name))
             except OSError:
                 continue
-            total += st.st_size if not os.path.islink(os.path.join(where, name)) else 0
+            total += st.st_size if stat.S_ISREG(st.st_mode) else 0
             if total > limit:
                 return True
     return False
@@ -159,7 +165,7 @@ class Containment:
         self.notes = []
         if self.root:
             self.uid = free_uid()
-            self._source = os.open(self.submission, os.O_RDONLY | os.O_DIRECTORY)  # inherited by each server
+            self._source = os.open(self.submission, os.O_RDONLY | os.O_DIRECTORY)  # copied from, in each server's preexec
             self._network()
             self.private_mounts = self._try_private_mounts(big=_larger_than(self.submission, COPY_MAX))
         else:
@@ -197,6 +203,9 @@ class Containment:
                  f"in a read-only view of its directory (it holds more than {COPY_MAX // MIB} MiB, too much to "
                  f"copy for each server: run ./lab grade from a directory that holds only your server to give it "
                  f"a writable copy)")
+        mode = os.stat(self.submission).st_mode & 0o777
+        if not self.copy and mode & 0o005 != 0o005:  # the view keeps the owner's modes; the server is another uid
+            where += f" whose mode {mode:o} keeps the server's uid out: make it and its files readable by others"
         self.notes.append(f"runs as uid {self.uid} (no account, no groups), {where}, "
                           + ("with its own tmpfs on " + ", ".join(f"{p} ({s})" for p, s in TMPFS.items())
                              + " and every other file system read-only" if ok else
