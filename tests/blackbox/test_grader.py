@@ -228,6 +228,7 @@ CHEAT_VERDICTS = [
     ("sleep_in_the_loop", "event", [], {"hundred_sleepers_at_once": "as a sleep() in the loop"}),
     ("blocking_line_read", "event", [],
      {"split_request_does_not_stall_others": "the loop waited for the rest of that line"}),
+    ("unbounded_output", "event", [], {"backpressure_for_a_client_that_never_reads": "its output buffer holds every answer"}),
     # Servers whose connect()s all succeed at once, served one at a time: a tester that counts
     # connects passes them; the contracts measure answers.
     ("eager_sequential", "fork", [], {"concurrency": "connections are not served concurrently"}),
