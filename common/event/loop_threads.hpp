@@ -132,8 +132,8 @@ public:
     Status status(std::string_view model, std::string_view accept) const;
 
 private:
-    std::vector<std::unique_ptr<LoopThread>> loops_;
     std::atomic<size_t> sharded_names_{0};  // --state sharded: names in all the shards (the limit is the server's)
+    std::vector<std::unique_ptr<LoopThread>> loops_;  // after it: their stores point to it
     size_t next_ = 0;
     int64_t started_ms_;
 };
