@@ -62,3 +62,16 @@ def test_it_runs_a_model_and_draws_png_and_svg(bin_dir, tmp_path):
     ours = {int(p) for p in re.findall(r"\bpid (\d+)", (tmp_path / "trace.txt").read_text())}
     left = sorted(p for p in ours if proc_stat(p) and proc_stat(p)[0] != "Z")
     assert not left, f"the model's processes are left running: {left}"
+
+
+def test_07_gets_a_lane_per_loop_thread(bin_dir, tmp_path):
+    # One process: the lanes are its loops' threads, each with the connections it served.
+    r = subprocess.run([sys.executable, str(TOOLS / "timeline.py"), "--bin-dir", str(bin_dir), "--clients", "4",
+                        "--seconds", "1", "--out", str(tmp_path), "07", "--threads", "2"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    t = timeline.parse((tmp_path / "trace.txt").read_text().splitlines())
+    pids = {pid for pid, _, _ in t["lanes"]}
+    assert [name for _, _, name in t["lanes"]] == ["loop 0", "loop 1"] and len(pids) == 1, (
+        f"a lane per loop, all in one process: {t['lanes']}")
+    assert {b["lane"] for b in t["bars"]} == {0, 1}, "each loop's lane holds connections it served"

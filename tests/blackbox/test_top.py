@@ -118,3 +118,18 @@ def test_without_a_server_it_says_so_and_exits_non_zero():
     r = subprocess.run(["/usr/bin/python3", str(TOP), "--port", str(port), "--once"], capture_output=True,
                        text=True, timeout=20)
     assert r.returncode != 0 and "no status from" in r.stderr, (r.returncode, r.stderr)
+
+
+def test_once_shows_a_row_per_loop_of_07(start):
+    # 07 is one process: its rows are its loops, each a thread of its own
+    # (THR set, WRK empty), and each row's TID is a thread of the server.
+    server = start("event_loop_threads", "--threads", "2")
+    pinger(server, 2)
+    r = subprocess.run(["/usr/bin/python3", str(TOP), "--port", str(server.port), "--once"],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    rows = table(r.stdout)
+    tasks = {int(p.name) for p in pathlib.Path(f"/proc/{server.pid}/task").iterdir()}
+    assert [row[0] for row in rows] == ["0", "1"], f"a row per loop, THR 0 and 1:\n{r.stdout}"
+    assert all(int(row[1]) == server.pid and int(row[2]) in tasks for row in rows), (
+        f"each loop's row names the server's pid and one of its threads {sorted(tasks)}:\n{r.stdout}")
