@@ -96,7 +96,10 @@ def test_epoll_exclusive_takes_turns_because_workers_re_add_the_socket(start):
         with server.connect() as c:
             worker = kv(c.ask("WHO"))["worker"]
             served[worker] = served.get(worker, 0) + 1
-    assert len(served) == 4 and min(served.values()) >= 8, (
+    # Not an even share: a worker still closing its last connection is not
+    # waiting, and the kernel wakes the next (a sanitizer build was seen at
+    # 34/33/24/5). Without the re-add one worker takes most (73 of 96, tried).
+    assert len(served) == 4 and max(served.values()) <= 48, (
         f"96 connections one after another over 4 idle workers, by worker: {served}: "
         f"one worker took most, so the listening socket is not being re-added")
 
