@@ -36,14 +36,22 @@ def run_pool(worker, prepare=lambda sock: None):
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     workers = {spawn(sock, worker) for _ in range(options.workers)}
 
+    def send(sig):
+        for pid in list(workers):  # unreaped children only: their pids cannot have been reused
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
     def stop(*_):
         # os.wait() is retried after a handler returns (PEP 475), so setting a
         # flag alone would not wake the master: stopping the workers does.
-        for pid in list(workers):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        send(signal.SIGTERM)
+        # A stop must end: a worker still there 2 s later is killed (03's
+        # --graceful-timeout, gunicorn's graceful_timeout). SIGALRM interrupts
+        # os.wait() below, and the handler runs before the wait goes on.
+        signal.signal(signal.SIGALRM, lambda *_: send(signal.SIGKILL))
+        signal.alarm(2)
 
     signal.signal(signal.SIGTERM, stop)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
