@@ -214,6 +214,29 @@ def voluntary_switches(pids):
     return total
 
 
+def switches_per_connection(server, workers, asleep_in, connections=100):
+    """Voluntary context switches of `workers` per connection over `connections`
+    PINGs one after another, each made while every worker sleeps in `asleep_in`
+    (a /proc/PID/wchan fragment): what one connection costs idle workers.
+
+    Each connection waits for every worker to be back asleep. On a busy machine
+    a woken loser may not run until the next connection is already queued; it
+    then returns to accept that one, and its two wakeups cost one switch (CI
+    once saw 0.16 extra switches per connection where 3 idle workers each woke
+    for nothing). The herd is still there; it must be counted one connection
+    at a time, as `./lab herd` does."""
+    def all_asleep():
+        return all(asleep_in in wchan(w) for w in workers)
+
+    before = voluntary_switches(workers)
+    for _ in range(connections):
+        assert wait_until(all_asleep, timeout=5, interval=0.002), (
+            f"workers did not all sleep in {asleep_in}: {[wchan(w) for w in workers]}")
+        with server.connect() as c:
+            assert c.ask("PING") == "PONG"
+    return (voluntary_switches(workers) - before) / connections
+
+
 def all_pids():
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 

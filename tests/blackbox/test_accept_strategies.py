@@ -3,7 +3,7 @@ import os
 import signal
 import pytest
 
-from harness import children_of, echo_from_clients, group_members, kv, voluntary_switches, wait_until, wchan
+from harness import children_of, echo_from_clients, group_members, kv, switches_per_connection, wait_until, wchan
 
 STRATEGIES = ["blocking", "poll", "epoll", "epoll-exclusive", "lock-fcntl", "lock-mutex", "reuseport", "pass-fd"]
 
@@ -33,16 +33,7 @@ def test_strategy_serves_concurrent_clients_and_stops_cleanly(start, strategy):
 def sequential_herd(start, strategy, asleep_in, connections=100):
     """STATS and voluntary context switches per accept over `connections` one after another."""
     server = start_workers(start, strategy)
-    # A herd needs sleepers: wait until every worker is asleep in its wait
-    # (a worker still starting up cannot be woken).
-    workers = children_of(server.pid)
-    asleep = wait_until(lambda: all(asleep_in in wchan(w) for w in workers), timeout=5)
-    assert asleep, f"workers never all slept in {asleep_in}: {[wchan(w) for w in workers]}"
-    before = voluntary_switches(workers)
-    for _ in range(connections):
-        with server.connect() as c:
-            assert c.ask("PING") == "PONG"
-    switches = (voluntary_switches(workers) - before) / connections
+    switches = switches_per_connection(server, children_of(server.pid), asleep_in, connections)
     with server.connect() as c:
         return kv(c.ask("STATS")), switches
 
@@ -56,10 +47,11 @@ def test_poll_wakes_the_herd_and_blocking_does_not(start):
     # a race: a loser that returns before the winner's accept counts a
     # spurious wakeup; one that re-checks the socket in the kernel first just
     # sleeps again, which shows only as extra context switches. Over 100
-    # connections the herd must show in one of the two (both vary run to run:
-    # 0 to 0.2 spurious per connection, 0.3 to 4 extra switches).
+    # connections the herd must show in one of the two (0 to 0.3 spurious
+    # per connection; 2 to 3.8 extra switches, idle machine or busy, where
+    # 3 losers each sleeping again would make 3).
     extra_switches = poll_switches - blocking_switches
-    assert int(poll["spurious"]) > 0 or extra_switches > 0.5, (
+    assert int(poll["spurious"]) > 0 or extra_switches > 1.5, (
         f"no sign of poll's herd with 4 idle workers over 100 connections: 0 spurious wakeups, and "
         f"{poll_switches:.2f} context switches per connection against blocking's {blocking_switches:.2f}")
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from harness import children_of, kv, voluntary_switches, wait_until, wchan, work_lines
+from harness import children_of, kv, switches_per_connection, wait_until, wchan, work_lines
 
 
 def start_workers(start, workers, *args):
@@ -49,15 +49,8 @@ def test_two_workers_serve_a_hundred_sleepers_at_once(start, strategy):
 
 def sequential_stats(server, connections=100):
     """STATS and the workers' voluntary context switches per connection over
-    `connections` one after another, once every worker sleeps in epoll_wait."""
-    workers = children_of(server.pid)
-    asleep = wait_until(lambda: all("epoll" in wchan(w) for w in workers), timeout=5)
-    assert asleep, f"workers never all slept in epoll_wait: {[wchan(w) for w in workers]}"
-    before = voluntary_switches(workers)
-    for _ in range(connections):
-        with server.connect() as c:
-            assert c.ask("PING") == "PONG"
-    switches = (voluntary_switches(workers) - before) / connections
+    `connections` one after another, each while every worker sleeps in epoll_wait."""
+    switches = switches_per_connection(server, children_of(server.pid), "epoll", connections)
     with server.connect() as c:
         return kv(c.ask("STATS")), switches
 
@@ -67,10 +60,8 @@ def test_epoll_wakes_the_herd_and_the_accept_mutex_does_not(start):
     # space before the winner accepted counts a spurious wakeup; one whose
     # epoll_wait re-checks the socket in the kernel first just sleeps again,
     # which shows only as context switches (the mutex's non-holders wake
-    # every 50 ms instead, a few times in the whole run). On a busy machine
-    # the losers may not have gone back to sleep when the next connection
-    # comes, and a run can show nothing: the herd needs one run of three
-    # to show; the mutex must never wake a loser.
+    # every 50 ms instead, a few times in the whole run). The herd needs one
+    # run of three to show; the mutex must never wake a loser.
     for _ in range(3):
         herd_server = start_workers(start, 4, "--accept", "epoll")
         herd, herd_switches = sequential_stats(herd_server)
