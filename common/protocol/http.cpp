@@ -361,6 +361,11 @@ HttpResponseParse parse_http_response(std::string_view buffer, bool head) {
     }
     if (!has_length && !head) return bad_response("a response without Content-Length");
     if (head) length = 0;
+    // The answer is held whole until it is complete (09 re-frames it), so its
+    // length is capped before one byte of body is waited for: a backend cannot
+    // grow the proxy past the limit, nor wrap end + 4 + length around to a
+    // few bytes with a length near SIZE_MAX.
+    if (length > kMaxResponseBody) return bad_response("a body over 1 MiB");
     size_t whole = end + 4 + length;
     if (buffer.size() < whole) return {};
     r.body = std::string(buffer.substr(end + 4, length));

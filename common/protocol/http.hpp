@@ -16,6 +16,7 @@ namespace sl {
 
 inline constexpr size_t kMaxTarget = 8192;        // longer: 414
 inline constexpr size_t kMaxHeaderBytes = 16384;  // header section longer: 431
+inline constexpr size_t kMaxResponseBody = 1 << 20;  // a backend's answer longer: 09 refuses it (502)
 
 struct HttpRequest {
     std::string method;

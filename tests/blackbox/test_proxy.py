@@ -34,10 +34,11 @@ def proxy_of(start, *backends, workers=2, args=()):
 
 class FakeBackend:
     """A backend that misbehaves on purpose, on a port of its own: `behaviour` is 'stall' (accepts,
-    reads, never answers) or 'reset' (reads a request and resets the connection)."""
+    reads, never answers), 'reset' (reads a request and resets the connection) or 'answer' (reads a
+    request, sends `answer` and holds the connection)."""
 
-    def __init__(self, behaviour):
-        self.behaviour = behaviour
+    def __init__(self, behaviour, answer=b""):
+        self.behaviour, self.answer = behaviour, answer
         self.sock = socket.socket()
         self.sock.bind((HOST, 0))
         self.sock.listen(64)
@@ -59,8 +60,13 @@ class FakeBackend:
             if self.behaviour == "reset":
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 conn.close()
-            else:
-                self.held.append(conn)
+                continue
+            if self.behaviour == "answer":
+                try:
+                    conn.sendall(self.answer)
+                except OSError:
+                    pass
+            self.held.append(conn)
 
     def close(self):
         self.sock.close()
@@ -147,6 +153,29 @@ def test_a_refusing_backend_is_skipped_and_when_all_fail_the_client_is_told(star
     raw = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://{HOST}:{proxy.port}/ping"],
                          capture_output=True, text=True, timeout=10).stdout
     assert raw == "502", f"HTTP: no backend could answer: {raw}"
+
+
+@pytest.mark.parametrize("length", [5 << 30, 2**64 - 1])
+def test_an_answer_longer_than_the_limit_is_refused_from_its_head(start, length):
+    """The proxy holds an HTTP answer whole before relaying it: one that says it is 5 GiB would take
+    5 GiB of a worker, and a Content-Length of 2^64-1 once wrapped the sum of head and body around
+    and relayed an empty 200. Either gets a 502 at once, and the worker goes on."""
+    fake = FakeBackend("answer", b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % length + b"x" * 65536)
+    try:
+        proxy = start("proxy", "--workers", "1", "--backend", f"{HOST}:{fake.port}", "--read-timeout", "5",
+                      "--upstream-keepalive", "0")
+        began = time.monotonic()
+        got = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", f"http://{HOST}:{proxy.port}/ping"],
+                             capture_output=True, text=True, timeout=15).stdout
+        took = time.monotonic() - began
+        body, _, code = got.rpartition("\n")
+        assert code == "502" and "a body over 1 MiB" in body, (
+            f"a backend answer with Content-Length {length} was relayed as HTTP {code} {body[:80]!r}: "
+            f"it should be refused from its head with 502")
+        assert took < 4, f"the refusal took {took:.1f} s: the proxy waited for the body (--read-timeout is 5 s)"
+        assert proxy.alive()
+    finally:
+        fake.close()
 
 
 @pytest.mark.parametrize("behaviour,status,words", [("stall", 504, "no answer within --read-timeout"),

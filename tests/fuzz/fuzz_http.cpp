@@ -1,4 +1,5 @@
-// The HTTP framing: request heads, routes and percent-decoding on any bytes.
+// The HTTP framing: request heads, routes, percent-decoding, and the answers
+// a backend sends the proxy, on any bytes.
 #include "protocol/http.hpp"
 
 #include <cstdint>
@@ -28,6 +29,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
     }
     }
+    // The same bytes as what a backend answers 09: a complete answer is its
+    // head, then its body (within the limit), all within what was read.
+    sl::HttpResponseParse a = sl::parse_http_response(input);
+    if (a.status == sl::HttpResponseParse::complete &&
+        (a.consumed > size || a.body.size() > sl::kMaxResponseBody ||
+         a.consumed != input.find("\r\n\r\n") + 4 + a.body.size()))
+        std::abort();
+    if (a.status == sl::HttpResponseParse::error && a.reason.empty()) std::abort();
+    if (a.status == sl::HttpResponseParse::need_more && size > sl::kMaxHeaderBytes + sl::kMaxResponseBody + 4)
+        std::abort();
+
     std::string decoded;
     if (sl::percent_decode(input, decoded) && decoded.size() > input.size()) std::abort();
     return 0;
