@@ -324,10 +324,9 @@ std::string http_request_for(const Command& c, std::string_view host) {
 
 HttpResponseParse parse_http_response(std::string_view buffer, bool head) {
     size_t end = buffer.find("\r\n\r\n");
-    if (end == std::string_view::npos) {
-        if (buffer.size() > kMaxHeaderBytes) return bad_response("response head over 16 KiB");
-        return {};
-    }
+    if ((end == std::string_view::npos ? buffer.size() : end) > kMaxHeaderBytes)
+        return bad_response("response head over 16 KiB");  // whether or not its end has come
+    if (end == std::string_view::npos) return {};
     std::string_view status_line = buffer.substr(0, buffer.find("\r\n"));
     int major = 0, minor = 0;
     HttpResponseParse r;
@@ -346,9 +345,12 @@ HttpResponseParse parse_http_response(std::string_view buffer, bool head) {
         if (colon == std::string_view::npos) return bad_response("malformed header field");
         std::string_view name = field.substr(0, colon), value = trim(field.substr(colon + 1));
         if (iequals(name, "Content-Length")) {
-            auto [p, e] = std::from_chars(value.data(), value.data() + value.size(), length);
+            size_t n = 0;
+            auto [p, e] = std::from_chars(value.data(), value.data() + value.size(), n);
             if (e != std::errc() || p != value.data() + value.size() || value.empty())
                 return bad_response("malformed Content-Length");
+            if (has_length && n != length) return bad_response("two different Content-Lengths");  // RFC 9112, 6.3
+            length = n;
             has_length = true;
         } else if (iequals(name, "Content-Type")) {
             r.content_type = std::string(value);

@@ -17,6 +17,10 @@
 
 namespace sl {
 
+// A text answer is one line; the longest a backend of this toolkit sends is
+// the ECHO of a request line (under 8 KiB). Longer gets the client an error.
+constexpr size_t kMaxAnswerLine = 64 * 1024;
+
 // ---- one connection to a backend -----------------------------------------------------------
 
 class UpstreamConnection final : public Watcher {
@@ -107,8 +111,12 @@ private:
     }
 
     void read_answer() {
+        // An answer is held whole before it is relayed, so what is held is
+        // bounded: reading stops past the largest answer that could be
+        // complete, and the checks below refuse the rest.
+        const size_t most = job_.http ? kMaxHeaderBytes + 4 + kMaxResponseBody : kMaxAnswerLine + 1;
         char buf[16384];
-        for (;;) {
+        while (in_.size() <= most) {
             ssize_t n = ::read(fd_.get(), buf, sizeof buf);
             if (n > 0) {
                 in_.append(buf, static_cast<size_t>(n));
@@ -136,10 +144,9 @@ private:
             keep = !r.close && r.consumed == in_.size();
         } else {
             size_t lf = in_.find('\n');
-            if (lf == std::string::npos) {
-                if (in_.size() > 64 * 1024) return answer_failed("an answer line over 64 KiB", false);
-                return;
-            }
+            if ((lf == std::string::npos ? in_.size() : lf) > kMaxAnswerLine)
+                return answer_failed("an answer line over 64 KiB", false);
+            if (lf == std::string::npos) return;
             answer.line = in_.substr(0, lf);
             if (!answer.line.empty() && answer.line.back() == '\r') answer.line.pop_back();
             answer.error = answer.line.rfind("ERR ", 0) == 0;

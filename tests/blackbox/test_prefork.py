@@ -3,7 +3,7 @@ import os
 import signal
 import time
 
-from harness import children_of, echo_from_clients, group_members, kv, ping_behind_busy_connections, proc_stat, wait_until
+from harness import children_of, echo_from_clients, group_members, kv, ping_behind_busy_connections, proc_stat, wait_until, wchan
 
 
 def start_prefork(start, workers, *args):
@@ -47,6 +47,13 @@ def test_killed_worker_is_replaced_and_service_continues(start):
 
 def test_stats_totals_equal_what_was_sent(start):
     server = start_prefork(start, 3)
+    # Several workers serve only if several wait: a worker still starting up
+    # (slow under ASan on a busy machine) is not in accept() yet, and CI once
+    # saw one worker take all 30 connections. The kernel then hands the
+    # connections to the waiters in turn (an exclusive wait queue, FIFO).
+    workers = children_of(server.pid)
+    assert wait_until(lambda: all("accept" in wchan(w) for w in workers), timeout=10), (
+        f"the workers never all waited in accept(): {[wchan(w) for w in workers]}")
     pids = set()
     for _ in range(30):
         with server.connect() as c:

@@ -69,7 +69,13 @@ class FakeBackend:
             self.held.append(conn)
 
     def close(self):
+        # shutdown() wakes the thread blocked in accept(); close() alone would not.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
+        self.thread.join(timeout=5)
         for c in self.held:
             c.close()
 
@@ -159,7 +165,7 @@ def test_a_refusing_backend_is_skipped_and_when_all_fail_the_client_is_told(star
 def test_an_answer_longer_than_the_limit_is_refused_from_its_head(start, length):
     """The proxy holds an HTTP answer whole before relaying it: one that says it is 5 GiB would take
     5 GiB of a worker, and a Content-Length of 2^64-1 once wrapped the sum of head and body around
-    and relayed an empty 200. Either gets a 502 at once, and the worker goes on."""
+    and relayed what followed the head as a 200. Either gets a 502 at once, and the worker goes on."""
     fake = FakeBackend("answer", b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % length + b"x" * 65536)
     try:
         proxy = start("proxy", "--workers", "1", "--backend", f"{HOST}:{fake.port}", "--read-timeout", "5",
@@ -173,6 +179,22 @@ def test_an_answer_longer_than_the_limit_is_refused_from_its_head(start, length)
             f"a backend answer with Content-Length {length} was relayed as HTTP {code} {body[:80]!r}: "
             f"it should be refused from its head with 502")
         assert took < 4, f"the refusal took {took:.1f} s: the proxy waited for the body (--read-timeout is 5 s)"
+        assert proxy.alive()
+    finally:
+        fake.close()
+
+
+def test_a_text_answer_line_over_64_kib_is_refused_even_with_its_end(start):
+    """A text answer is held until its LF: a line over 64 KiB is refused whether its LF came in the
+    same read or not (it was relayed when it did)."""
+    fake = FakeBackend("answer", b"x" * (70 * 1024) + b"\n")
+    try:
+        proxy = start("proxy", "--workers", "1", "--backend", f"{HOST}:{fake.port}", "--upstream-keepalive", "0")
+        with proxy.connect(timeout=5) as c:
+            got = c.ask("PING")
+        assert got.startswith("ERR upstream ") and "an answer line over 64 KiB" in got, (
+            f"a backend's answer line of 70 KiB was relayed as {got[:60]!r}... ({len(got)} bytes): it should be "
+            f"refused with ERR upstream")
         assert proxy.alive()
     finally:
         fake.close()

@@ -160,7 +160,7 @@ TEST(HttpResponseParser, EveryProperPrefixNeedsMore) {
 TEST(HttpResponseParser, ABodyOverTheLimitIsRefusedFromItsHead) {
     // Held whole until it is complete, a 5 GiB answer would take 5 GiB of the
     // proxy; and a length near SIZE_MAX wrapped the sum of head and body to
-    // a few bytes, which made an empty body "complete".
+    // a few bytes, which made whatever followed the head a "complete" body.
     for (std::string length : {"5368709120", "18446744073709551615", "18446744073709551611"}) {
         sl::HttpResponseParse r =
             sl::parse_http_response("HTTP/1.1 200 OK\r\nContent-Length: " + length + "\r\n\r\nPONG\n");
@@ -181,4 +181,11 @@ TEST(HttpResponseParser, Errors) {
               "a chunked response (this toolkit's servers send Content-Length)");
     EXPECT_EQ(reason("HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n"), "malformed status code");
     EXPECT_EQ(reason(std::string(sl::kMaxHeaderBytes + 1, 'x')), "response head over 16 KiB");
+    // A head over the limit is refused even when its end came in the same read.
+    EXPECT_EQ(reason("HTTP/1.1 200 OK\r\nX: " + std::string(sl::kMaxHeaderBytes, 'x') + "\r\nContent-Length: 0\r\n\r\n"),
+              "response head over 16 KiB");
+    EXPECT_EQ(reason("HTTP/1.1 200 OK\r\nContent-Length: 99\r\nContent-Length: 5\r\n\r\nPONG\n"),
+              "two different Content-Lengths");
+    EXPECT_EQ(sl::parse_http_response("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nPONG\n").body,
+              "PONG\n");
 }
