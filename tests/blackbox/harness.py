@@ -214,6 +214,12 @@ def voluntary_switches(pids):
     return total
 
 
+def all_asleep(workers, asleep_in):
+    """Every one of `workers` sleeps in a kernel function whose name holds `asleep_in`
+    (its /proc/PID/wchan): 'accept', 'poll', 'epoll'. A woken worker not yet run shows none."""
+    return all(asleep_in in wchan(w) for w in workers)
+
+
 def switches_per_connection(server, workers, asleep_in, connections=100):
     """Voluntary context switches of `workers` per connection over `connections`
     PINGs one after another, each made while every worker sleeps in `asleep_in`
@@ -225,12 +231,9 @@ def switches_per_connection(server, workers, asleep_in, connections=100):
     once saw 0.16 extra switches per connection where 3 idle workers each woke
     for nothing). The herd is still there; it must be counted one connection
     at a time, as `./lab herd` does."""
-    def all_asleep():
-        return all(asleep_in in wchan(w) for w in workers)
-
     before = voluntary_switches(workers)
     for _ in range(connections):
-        assert wait_until(all_asleep, timeout=5, interval=0.002), (
+        assert wait_until(lambda: all_asleep(workers, asleep_in), timeout=5, interval=0.002), (
             f"workers did not all sleep in {asleep_in}: {[wchan(w) for w in workers]}")
         with server.connect() as c:
             assert c.ask("PING") == "PONG"

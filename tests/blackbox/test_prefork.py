@@ -3,7 +3,7 @@ import os
 import signal
 import time
 
-from harness import children_of, echo_from_clients, group_members, kv, ping_behind_busy_connections, proc_stat, wait_until, wchan
+from harness import all_asleep, children_of, echo_from_clients, group_members, kv, ping_behind_busy_connections, proc_stat, wait_until, wchan
 
 
 def start_prefork(start, workers, *args):
@@ -63,7 +63,7 @@ def test_stats_totals_equal_what_was_sent(start):
     # saw one worker take all 30 connections. The kernel then hands the
     # connections to the waiters in turn (an exclusive wait queue, FIFO).
     workers = children_of(server.pid)
-    assert wait_until(lambda: all("accept" in wchan(w) for w in workers), timeout=10), (
+    assert wait_until(lambda: all_asleep(workers, "accept"), timeout=10), (
         f"the workers never all waited in accept(): {[wchan(w) for w in workers]}")
     pids = set()
     for _ in range(30):

@@ -5,14 +5,14 @@ import time
 
 import pytest
 
-from harness import children_of, kv, switches_per_connection, wait_until, wchan, work_lines
+from harness import all_asleep, children_of, kv, switches_per_connection, wait_until, wchan, work_lines
 
 
 def start_workers(start, workers, *args):
     """The server with every worker in its loop (asleep in epoll_wait, its listening socket added)."""
     server = start("prefork_event_loop", "--workers", str(workers), *args)
     assert wait_until(lambda: len(children_of(server.pid)) == workers, timeout=10)
-    assert wait_until(lambda: all("epoll" in wchan(w) for w in children_of(server.pid)), timeout=10), \
+    assert wait_until(lambda: all_asleep(children_of(server.pid), "epoll"), timeout=10), \
         f"the workers never all slept in epoll_wait: {[wchan(w) for w in children_of(server.pid)]}"
     return server
 
